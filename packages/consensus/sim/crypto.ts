@@ -34,7 +34,9 @@ function hmacCrypto(): SimCrypto {
     name: "hmac",
     createKey(prng) {
       const secret = prng.bytes(32);
-      const publicKey = new Uint8Array(createHash("sha256").update("vitalstream-sim-pk").update(secret).digest());
+      const publicKey = new Uint8Array(
+        createHash("sha256").update("vitalstream-sim-pk").update(secret).digest(),
+      );
       secrets.set(toHex(publicKey), secret);
       return {
         publicKey,

@@ -15,7 +15,7 @@ import { sha256 } from "../src/crypto.ts";
 import { ValidatorSet } from "../src/validatorSet.ts";
 import { createSimCrypto, type SimCryptoName } from "./crypto.ts";
 import { EventQueue } from "./eventQueue.ts";
-import { type HostEnvironment, type HostObserver, type Packet, SimHost } from "./node.ts";
+import { type HostEnvironment, type HostObserver, type Packet, SimHost } from "./host.ts";
 import { Prng } from "./prng.ts";
 import { type ByzantineBehaviour, generateScenario, type Scenario } from "./scenario.ts";
 import { isValidValue } from "./value.ts";
@@ -72,7 +72,9 @@ export interface SimulationResult {
 }
 
 export function replayCommand(config: Omit<SimulationConfig, "tweak">): string {
-  const parts = [`npm run sim -- --validators ${config.validators} --byzantine ${config.byzantine} --seed ${config.seed}`];
+  const parts = [
+    `npm run sim -- --validators ${config.validators} --byzantine ${config.byzantine} --seed ${config.seed}`,
+  ];
   if (config.crypto && config.crypto !== "hmac") parts.push(`--crypto ${config.crypto}`);
   if (config.behaviours) parts.push(`--behaviours ${config.behaviours.join(",")}`);
   if (config.unsafeIgnoreLocks) parts.push("--unsafe-ignore-locks");
@@ -87,7 +89,11 @@ export function runSimulation(config: SimulationConfig): SimulationResult {
   const crypto = createSimCrypto(config.crypto ?? "hmac");
   const keys = scenario.powers.map(() => crypto.createKey(prng));
   const genesis = ValidatorSet.create(
-    keys.map((k, i) => ({ publicKey: k.publicKey, algorithm: k.algorithm, votingPower: scenario.powers[i]! })),
+    keys.map((k, i) => ({
+      publicKey: k.publicKey,
+      algorithm: k.algorithm,
+      votingPower: scenario.powers[i]!,
+    })),
   );
   const sets: ValidatorSet[] = [genesis];
   const validatorSetAt = (height: number): ValidatorSet => {
@@ -122,11 +128,15 @@ export function runSimulation(config: SimulationConfig): SimulationResult {
       const slot = `${host.index}/${m.height}/${m.round}/${m.type}`;
       const hex = toHex(bytes);
       const previous = signedBy.get(slot);
-      if (previous !== undefined && previous !== hex) violate("double-sign", `validator ${host.index} signed two messages for ${slot}`);
+      if (previous !== undefined && previous !== hex)
+        violate("double-sign", `validator ${host.index} signed two messages for ${slot}`);
       signedBy.set(slot, hex);
     },
     guardRefused(host, detail) {
-      violate("guard-refusal", `engine of validator ${host.index} asked to sign a conflicting message: ${detail}`);
+      violate(
+        "guard-refusal",
+        `engine of validator ${host.index} asked to sign a conflicting message: ${detail}`,
+      );
     },
     committed(host, height, value, certificate, via) {
       const hash = toHex(sha256(value));
@@ -142,15 +152,22 @@ export function runSimulation(config: SimulationConfig): SimulationResult {
         valueHash: sha256(value),
       });
       if (!cert.ok) violate("certificate", `validator ${host.index} height ${height}: ${cert.error.detail}`);
-      if (!isValidValue(value, height)) violate("validity", `validator ${host.index} committed an invalid value at height ${height}`);
+      if (!isValidValue(value, height))
+        violate("validity", `validator ${host.index} committed an invalid value at height ${height}`);
       const first = decided.get(height);
       if (first === undefined) decided.set(height, hash);
-      else if (first !== hash) violate("agreement", `validator ${host.index} committed ${hash.slice(0, 12)} at height ${height}, another honest validator ${first.slice(0, 12)}`);
+      else if (first !== hash)
+        violate(
+          "agreement",
+          `validator ${host.index} committed ${hash.slice(0, 12)} at height ${height}, another honest validator ${first.slice(0, 12)}`,
+        );
     },
     evidence(host, accused, detail) {
       stats.evidence++;
-      if (accused === null) violate("evidence", `validator ${host.index} produced evidence that does not verify: ${detail}`);
-      else if (!scenario.byzantine.has(accused)) violate("evidence", `validator ${host.index} accused honest validator ${accused}`);
+      if (accused === null)
+        violate("evidence", `validator ${host.index} produced evidence that does not verify: ${detail}`);
+      else if (!scenario.byzantine.has(accused))
+        violate("evidence", `validator ${host.index} accused honest validator ${accused}`);
     },
     sent(count) {
       stats.messagesSent += count;
@@ -221,12 +238,14 @@ export function runSimulation(config: SimulationConfig): SimulationResult {
     }
   }
   stats.endMs = now;
-  if (process.env.SIM_DEBUG) {
-    for (const h of hosts) console.log(h.index, [...h.behaviours], h.up, h.committedHeight, h.debugStatus());
-  }
   if (violations.length === 0 && stats.livenessMs === null) {
-    const lagging = honest.filter((h) => h.committedHeight < target).map((h) => `${h.index}@${h.committedHeight}`);
-    violate("liveness", `honest validators ${lagging.join(", ")} did not reach height ${target} within ${scenario.livenessBudgetMs} ms after healing`);
+    const lagging = honest
+      .filter((h) => h.committedHeight < target)
+      .map((h) => `${h.index}@${h.committedHeight}`);
+    violate(
+      "liveness",
+      `honest validators ${lagging.join(", ")} did not reach height ${target} within ${scenario.livenessBudgetMs} ms after healing`,
+    );
   }
   stats.messagesPerHeight = stats.heights > 0 ? Math.round(stats.messagesSent / stats.heights) : 0;
   const { tweak: _tweak, ...plain } = config;

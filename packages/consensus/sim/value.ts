@@ -39,5 +39,5 @@ export function readValue(bytes: Uint8Array): SimValue | null {
 /** What an honest validator's application would check. */
 export function isValidValue(bytes: Uint8Array, height: number): boolean {
   const v = readValue(bytes);
-  return v !== null && v.valid && v.height === height;
+  return v?.valid === true && v.height === height;
 }

@@ -20,11 +20,18 @@ import type { ValidatorSet } from "./validatorSet.ts";
 /** Builds a certificate from precommits for one value (the engine calls this on commit). */
 export function buildCertificate(precommits: readonly VoteMessage[]): CommitCertificate {
   const first = precommits[0];
-  if (first === undefined || first.valueHash === null) throw new RangeError("a certificate needs precommits for a value");
+  if (first === undefined || first.valueHash === null)
+    throw new RangeError("a certificate needs precommits for a value");
   const signatures = [...precommits]
     .sort((a, b) => a.validatorIndex - b.validatorIndex)
     .map((v) => ({ validatorIndex: v.validatorIndex, signature: v.signature }));
-  return { chainId: first.chainId, height: first.height, round: first.round, valueHash: first.valueHash, signatures };
+  return {
+    chainId: first.chainId,
+    height: first.height,
+    round: first.round,
+    valueHash: first.valueHash,
+    signatures,
+  };
 }
 
 /** The precommit a certificate's signature claims to be. */

@@ -21,7 +21,8 @@ export function publicKeyObject(algorithm: SignatureAlgorithm, publicKey: Uint8A
     if (publicKey.length !== 32) throw new RangeError("Ed25519 public keys are 32 bytes");
     return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: toBase64Url(publicKey) }, format: "jwk" });
   }
-  if (publicKey.length !== 65 || publicKey[0] !== 0x04) throw new RangeError("P-256 public keys are 65-byte SEC1");
+  if (publicKey.length !== 65 || publicKey[0] !== 0x04)
+    throw new RangeError("P-256 public keys are 65-byte SEC1");
   return createPublicKey({
     key: {
       kty: "EC",

@@ -139,17 +139,21 @@ class Reader {
   }
 }
 
-function writeHeader(w: Writer, magic: readonly number[], chainId: string): void {
+/** magic | version | [type] | chainIdLen | chainId */
+function writeHeader(w: Writer, magic: readonly number[], chainId: string, type?: number): void {
   w.bytes(magic);
   w.u8(ENCODING_VERSION);
+  if (type !== undefined) w.u8(type);
   const id = utf8.encode(chainId);
-  if (id.length === 0 || id.length > MAX_CHAIN_ID_BYTES) throw new RangeError("chainId must be 1 to 64 bytes");
+  if (id.length === 0 || id.length > MAX_CHAIN_ID_BYTES)
+    throw new RangeError("chainId must be 1 to 64 bytes");
   w.u8(id.length);
   w.bytes(id);
 }
 
 function checkCommon(height: number, round: number, validatorIndex: number): void {
-  if (!Number.isSafeInteger(height) || height < 1) throw new RangeError("height must be a positive safe integer");
+  if (!Number.isSafeInteger(height) || height < 1)
+    throw new RangeError("height must be a positive safe integer");
   if (!Number.isInteger(round) || round < 0 || round > MAX_ROUND) throw new RangeError("round out of range");
   if (!Number.isInteger(validatorIndex) || validatorIndex < 0 || validatorIndex >= MAX_VALIDATORS) {
     throw new RangeError("validatorIndex out of range");
@@ -158,8 +162,7 @@ function checkCommon(height: number, round: number, validatorIndex: number): voi
 
 function writeBody(w: Writer, m: UnsignedMessage): void {
   checkCommon(m.height, m.round, m.validatorIndex);
-  writeHeader(w, MAGIC_MESSAGE, m.chainId);
-  w.u8(m.type);
+  writeHeader(w, MAGIC_MESSAGE, m.chainId, m.type);
   w.u64(m.height);
   w.u32(m.round);
   if (m.type === MessageType.Proposal) {
@@ -182,7 +185,8 @@ function writeBody(w: Writer, m: UnsignedMessage): void {
 }
 
 function writeSignature(w: Writer, signature: Uint8Array): void {
-  if (signature.length === 0 || signature.length > 255) throw new RangeError("signature must be 1 to 255 bytes");
+  if (signature.length === 0 || signature.length > 255)
+    throw new RangeError("signature must be 1 to 255 bytes");
   w.u8(signature.length);
   w.bytes(signature);
 }
@@ -214,17 +218,27 @@ export function encodeMessage(m: ConsensusMessage): Uint8Array {
   return w.finish();
 }
 
-function readChainId(r: Reader, magic: readonly number[]): Result<string, MessageError> {
+function readMagicAndVersion(r: Reader, magic: readonly number[]): MessageError | null {
   for (const b of magic) {
-    if (r.u8() !== b) return err(messageError("MESSAGE_MALFORMED", "bad magic bytes"));
+    if (r.u8() !== b) return messageError("MESSAGE_MALFORMED", "bad magic bytes");
   }
   const version = r.u8();
-  if (r.failed) return err(messageError("MESSAGE_MALFORMED", "truncated header"));
+  if (r.failed) return messageError("MESSAGE_MALFORMED", "truncated header");
   if (version !== ENCODING_VERSION) {
-    return err(messageError("MESSAGE_UNSUPPORTED_VERSION", `encoding version ${version} is not supported`));
+    return messageError("MESSAGE_UNSUPPORTED_VERSION", `encoding version ${version} is not supported`);
   }
+  return null;
+}
+
+function readHeader(r: Reader, magic: readonly number[]): Result<string, MessageError> {
+  const bad = readMagicAndVersion(r, magic);
+  return bad === null ? readChainId(r) : err(bad);
+}
+
+function readChainId(r: Reader): Result<string, MessageError> {
   const len = r.u8();
-  if (len === 0 || len > MAX_CHAIN_ID_BYTES) return err(messageError("MESSAGE_MALFORMED", "bad chain id length"));
+  if (len === 0 || len > MAX_CHAIN_ID_BYTES)
+    return err(messageError("MESSAGE_MALFORMED", "bad chain id length"));
   const raw = r.bytes(len);
   if (r.failed) return err(messageError("MESSAGE_MALFORMED", "truncated chain id"));
   try {
@@ -241,10 +255,12 @@ function readHeight(r: Reader): number | null {
 }
 
 function readSigned(r: Reader): Result<SignedMessage, MessageError> {
-  const chain = readChainId(r, MAGIC_MESSAGE);
+  const bad = readMagicAndVersion(r, MAGIC_MESSAGE);
+  if (bad !== null) return err(bad);
+  const type = r.u8();
+  const chain = readChainId(r);
   if (!chain.ok) return chain;
   const chainId = chain.value;
-  const type = r.u8();
   const height = readHeight(r);
   const round = r.u32();
   if (r.failed) return err(messageError("MESSAGE_MALFORMED", "truncated message"));
@@ -259,7 +275,9 @@ function readSigned(r: Reader): Result<SignedMessage, MessageError> {
     const signature = r.bytes(sigLen);
     if (r.failed) return err(messageError("MESSAGE_MALFORMED", "truncated proposal"));
     if (polRound < -1 || polRound >= round) {
-      return err(messageError("MESSAGE_INVALID_POL_ROUND", `polRound ${polRound} is invalid for round ${round}`));
+      return err(
+        messageError("MESSAGE_INVALID_POL_ROUND", `polRound ${polRound} is invalid for round ${round}`),
+      );
     }
     message = { type, chainId, height, round, polRound, valueHash, validatorIndex, signature };
   } else if (type === MessageType.Prevote || type === MessageType.Precommit) {
@@ -274,7 +292,8 @@ function readSigned(r: Reader): Result<SignedMessage, MessageError> {
   } else {
     return err(messageError("MESSAGE_MALFORMED", `unknown message type ${type}`));
   }
-  if (message.validatorIndex >= MAX_VALIDATORS) return err(messageError("MESSAGE_MALFORMED", "validator index out of range"));
+  if (message.validatorIndex >= MAX_VALIDATORS)
+    return err(messageError("MESSAGE_MALFORMED", "validator index out of range"));
   if (message.signature.length === 0) return err(messageError("MESSAGE_MALFORMED", "empty signature"));
   return ok(message);
 }
@@ -300,7 +319,8 @@ export function decodeMessage(
   if (m.value.type === MessageType.Proposal) {
     const len = r.u32();
     if (r.failed) return err(messageError("MESSAGE_MALFORMED", "truncated proposal value"));
-    if (len > maxValueBytes) return err(messageError("MESSAGE_MALFORMED", `proposal value exceeds ${maxValueBytes} bytes`));
+    if (len > maxValueBytes)
+      return err(messageError("MESSAGE_MALFORMED", `proposal value exceeds ${maxValueBytes} bytes`));
     const value = r.bytes(len);
     if (r.failed) return err(messageError("MESSAGE_MALFORMED", "truncated proposal value"));
     message = { ...(m.value as ProposalHeader), value } satisfies ProposalMessage;
@@ -329,14 +349,15 @@ export function encodeCertificate(c: CommitCertificate): Uint8Array {
 
 export function decodeCertificate(bytes: Uint8Array): Result<CommitCertificate, MessageError> {
   const r = new Reader(bytes);
-  const chain = readChainId(r, MAGIC_CERTIFICATE);
+  const chain = readHeader(r, MAGIC_CERTIFICATE);
   if (!chain.ok) return chain;
   const height = readHeight(r);
   const round = r.u32();
   const valueHash = r.bytes(HASH_BYTES);
   const count = r.u32();
   if (r.failed) return err(messageError("MESSAGE_MALFORMED", "truncated certificate"));
-  if (height === null || round > MAX_ROUND) return err(messageError("MESSAGE_MALFORMED", "height or round out of range"));
+  if (height === null || round > MAX_ROUND)
+    return err(messageError("MESSAGE_MALFORMED", "height or round out of range"));
   if (count > MAX_VALIDATORS) return err(messageError("MESSAGE_MALFORMED", "too many signatures"));
   const signatures = [];
   for (let i = 0; i < count; i++) {
@@ -363,7 +384,7 @@ export function encodeEvidence(e: Evidence): Uint8Array {
 
 export function decodeEvidence(bytes: Uint8Array): Result<Evidence, MessageError> {
   const r = new Reader(bytes);
-  const chain = readChainId(r, MAGIC_EVIDENCE);
+  const chain = readHeader(r, MAGIC_EVIDENCE);
   if (!chain.ok) return chain;
   const kind = r.u8();
   const parts: SignedMessage[] = [];

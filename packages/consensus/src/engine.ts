@@ -216,9 +216,13 @@ export class Engine {
       throw new ConsensusError("CONSENSUS_ERROR_INVALID_INPUT", `cannot start height ${height}`);
     }
     if (this.s !== null && height <= this.s.height) {
-      throw new ConsensusError("CONSENSUS_ERROR_INVALID_INPUT", `height ${height} is not after ${this.s.height}`, {
-        current: this.s.height,
-      });
+      throw new ConsensusError(
+        "CONSENSUS_ERROR_INVALID_INPUT",
+        `height ${height} is not after ${this.s.height}`,
+        {
+          current: this.s.height,
+        },
+      );
     }
     this.s = {
       height,
@@ -249,7 +253,10 @@ export class Engine {
     const s = this.s;
     if (s === null) return;
     if (m.chainId !== this.opts.chainId) {
-      this.reject(messageError("MESSAGE_WRONG_CHAIN", `message is for chain ${JSON.stringify(m.chainId)}`), m);
+      this.reject(
+        messageError("MESSAGE_WRONG_CHAIN", `message is for chain ${JSON.stringify(m.chainId)}`),
+        m,
+      );
       return;
     }
     if (m.height === s.height + 1) {
@@ -259,7 +266,10 @@ export class Engine {
     if (m.height !== s.height || s.decided) return; // stale or far ahead: block sync's business
     const validator = s.set.validators[m.validatorIndex];
     if (validator === undefined) {
-      this.reject(messageError("MESSAGE_UNKNOWN_VALIDATOR", `no validator ${m.validatorIndex} at height ${s.height}`), m);
+      this.reject(
+        messageError("MESSAGE_UNKNOWN_VALIDATOR", `no validator ${m.validatorIndex} at height ${s.height}`),
+        m,
+      );
       return;
     }
     let bytes: Uint8Array;
@@ -276,7 +286,10 @@ export class Engine {
       valid = false;
     }
     if (!valid) {
-      this.reject(messageError("MESSAGE_BAD_SIGNATURE", `signature of validator ${m.validatorIndex} does not verify`), m);
+      this.reject(
+        messageError("MESSAGE_BAD_SIGNATURE", `signature of validator ${m.validatorIndex} does not verify`),
+        m,
+      );
       return;
     }
     if (m.round > s.senderMaxRound[m.validatorIndex]!) {
@@ -294,7 +307,13 @@ export class Engine {
   private addProposal(p: ProposalMessage): boolean {
     const s = this.s!;
     if (p.validatorIndex !== s.set.proposer(p.round)) {
-      this.reject(messageError("MESSAGE_NOT_PROPOSER", `validator ${p.validatorIndex} is not the proposer of round ${p.round}`), p);
+      this.reject(
+        messageError(
+          "MESSAGE_NOT_PROPOSER",
+          `validator ${p.validatorIndex} is not the proposer of round ${p.round}`,
+        ),
+        p,
+      );
       return false;
     }
     const hash = this.hashValue(p.value);
@@ -330,7 +349,9 @@ export class Engine {
     const key = hashKey(v.valueHash);
     const result = set.add(v, key === "nil" || this.s!.values.has(key), key);
     if (result.kind === "conflict") {
-      this.reportEvidence(`${v.type}/${v.round}/${v.validatorIndex}`, () => duplicateVoteEvidence(result.existing, v));
+      this.reportEvidence(`${v.type}/${v.round}/${v.validatorIndex}`, () =>
+        duplicateVoteEvidence(result.existing, v),
+      );
       return result.counted;
     }
     return result.kind === "added";
@@ -558,7 +579,13 @@ export class Engine {
     if (known === undefined) return "unknown";
     if (known.validity === "unknown") {
       known.validity = "pending";
-      this.out.push({ type: "validateValue", height: s.height, round, valueHash: known.hash, value: known.value });
+      this.out.push({
+        type: "validateValue",
+        height: s.height,
+        round,
+        valueHash: known.hash,
+        value: known.value,
+      });
     }
     return known.validity;
   }
@@ -594,7 +621,11 @@ export class Engine {
 
   private reject(error: MessageError, m: ConsensusMessage): void {
     this.counters.messagesRejected++;
-    this.out.push({ type: "rejected", error, validatorIndex: Number.isInteger(m.validatorIndex) ? m.validatorIndex : null });
+    this.out.push({
+      type: "rejected",
+      error,
+      validatorIndex: Number.isInteger(m.validatorIndex) ? m.validatorIndex : null,
+    });
   }
 }
 
@@ -611,7 +642,8 @@ export function signedMessage(
 
 /** A short, log-safe description of a message (no value bytes). */
 export function describeMessage(m: ConsensusMessage): string {
-  const kind = m.type === MessageType.Proposal ? "proposal" : m.type === MessageType.Prevote ? "prevote" : "precommit";
+  const kind =
+    m.type === MessageType.Proposal ? "proposal" : m.type === MessageType.Prevote ? "prevote" : "precommit";
   const value = m.valueHash === null ? "nil" : toHex(m.valueHash).slice(0, 12);
   return `${kind} h=${m.height} r=${m.round} v=${value} from=${m.validatorIndex}`;
 }

@@ -48,7 +48,10 @@ export function validateConsensusOptions(opts: ConsensusOptions): void {
   }
   for (const [name, value] of Object.entries(opts.timeouts)) {
     if (!Number.isFinite(value) || value < 0) {
-      throw new ConsensusError("CONSENSUS_ERROR_INVALID_OPTIONS", `timeouts.${name} must be a non-negative number`);
+      throw new ConsensusError(
+        "CONSENSUS_ERROR_INVALID_OPTIONS",
+        `timeouts.${name} must be a non-negative number`,
+      );
     }
   }
   if (!Number.isInteger(opts.maxRoundsAhead) || opts.maxRoundsAhead < 1) {

@@ -12,6 +12,18 @@ import { toHex } from "./bytes.ts";
 import { ConsensusError } from "./errors.ts";
 import type { SignatureAlgorithm, Validator } from "./types.ts";
 
+/**
+ * A validator-set change committed in block H governs consensus from height
+ * H + VALIDATOR_SET_CHANGE_DELAY. Height H + 1 is already under way with the old set (its
+ * proposer was chosen and votes may be in flight) when H's transactions execute, so the change
+ * waits one more height, as in CometBFT.
+ */
+export const VALIDATOR_SET_CHANGE_DELAY = 2;
+
+export function validatorSetChangeHeight(committedAt: number): number {
+  return committedAt + VALIDATOR_SET_CHANGE_DELAY;
+}
+
 /** Keeps priority arithmetic far below 2^53. */
 export const MAX_TOTAL_VOTING_POWER = 2 ** 40;
 const PRIORITY_WINDOW_FACTOR = 2;
@@ -96,7 +108,10 @@ export class ValidatorSet {
 
   /** The set for the next height: same members, priorities advanced by one. */
   next(): ValidatorSet {
-    return new ValidatorSet(this.validators, incrementPriorities(this.validators, this.priorities, 1).priorities);
+    return new ValidatorSet(
+      this.validators,
+      incrementPriorities(this.validators, this.priorities, 1).priorities,
+    );
   }
 
   /**
@@ -112,7 +127,11 @@ export class ValidatorSet {
         if (at >= 0) members.splice(at, 1);
         continue;
       }
-      const v = { publicKey: Uint8Array.from(u.publicKey), algorithm: u.algorithm, votingPower: u.votingPower };
+      const v = {
+        publicKey: Uint8Array.from(u.publicKey),
+        algorithm: u.algorithm,
+        votingPower: u.votingPower,
+      };
       if (at >= 0) members[at] = { v, p: members[at]!.p };
       else members.push({ v, p: Number.NaN });
     }
@@ -134,8 +153,10 @@ function checkValidators(validators: readonly Validator[]): void {
   let total = 0;
   validators.forEach((v, i) => {
     if (v.algorithm !== "ed25519" && v.algorithm !== "ecdsa-p256") fail(`validator ${i}: unknown algorithm`);
-    if (v.publicKey.length !== KEY_LENGTH[v.algorithm]) fail(`validator ${i}: public key has the wrong length`);
-    if (!Number.isSafeInteger(v.votingPower) || v.votingPower <= 0) fail(`validator ${i}: voting power must be a positive integer`);
+    if (v.publicKey.length !== KEY_LENGTH[v.algorithm])
+      fail(`validator ${i}: public key has the wrong length`);
+    if (!Number.isSafeInteger(v.votingPower) || v.votingPower <= 0)
+      fail(`validator ${i}: voting power must be a positive integer`);
     const key = toHex(v.publicKey);
     if (seen.has(key)) fail(`validator ${i}: duplicate public key`);
     seen.add(key);

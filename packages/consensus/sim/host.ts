@@ -10,8 +10,20 @@
  */
 import { hashKey, toHex } from "../src/bytes.ts";
 import { verifyCertificate } from "../src/certificate.ts";
-import { decodeCertificate, decodeMessage, encodeCertificate, encodeMessage, signBytes } from "../src/encoding.ts";
-import { createEngine, type Engine, type EngineAction, type EngineInput, signedMessage } from "../src/engine.ts";
+import {
+  decodeCertificate,
+  decodeMessage,
+  encodeCertificate,
+  encodeMessage,
+  signBytes,
+} from "../src/encoding.ts";
+import {
+  createEngine,
+  type Engine,
+  type EngineAction,
+  type EngineInput,
+  signedMessage,
+} from "../src/engine.ts";
 import { verifyEvidence } from "../src/evidence.ts";
 import {
   type CommitCertificate,
@@ -50,7 +62,13 @@ export interface HostEnvironment {
 export interface HostObserver {
   signed(host: SimHost, message: UnsignedMessage, bytes: Uint8Array): void;
   guardRefused(host: SimHost, detail: string): void;
-  committed(host: SimHost, height: number, value: Uint8Array, certificate: CommitCertificate, via: "engine" | "sync"): void;
+  committed(
+    host: SimHost,
+    height: number,
+    value: Uint8Array,
+    certificate: CommitCertificate,
+    via: "engine" | "sync",
+  ): void;
   evidence(host: SimHost, accused: number | null, detail: string): void;
   sent(count: number): void;
 }
@@ -91,17 +109,19 @@ export class SimHost {
   private ownMessages: ConsensusMessage[] = [];
   private lastProgress = "";
 
-  constructor(index: number, key: SimKey, behaviours: readonly ByzantineBehaviour[], env: HostEnvironment, prng: Prng) {
+  constructor(
+    index: number,
+    key: SimKey,
+    behaviours: readonly ByzantineBehaviour[],
+    env: HostEnvironment,
+    prng: Prng,
+  ) {
     this.index = index;
     this.key = key;
     this.behaviours = new Set(behaviours);
     this.env = env;
     this.prng = prng;
     this.engine = this.newEngine();
-  }
-
-  debugStatus(): unknown {
-    return { engine: this.engine.status(), own: this.ownMessages.length, wal: this.wal.length };
   }
 
   get byzantine(): boolean {
@@ -118,7 +138,15 @@ export class SimHost {
     this.wal = [];
     this.walDurable = 0;
     this.ownMessages = [];
-    this.runEngine({ type: "startHeight", height: this.currentHeight, validatorSet: this.env.validatorSetAt(this.currentHeight) }, false, false);
+    this.runEngine(
+      {
+        type: "startHeight",
+        height: this.currentHeight,
+        validatorSet: this.env.validatorSetAt(this.currentHeight),
+      },
+      false,
+      false,
+    );
     for (const input of replay) this.enqueue(input, true);
     this.scheduleRegossip();
   }
@@ -236,13 +264,17 @@ export class SimHost {
         const { height, round } = action;
         const valid = !(this.behaviours.has("invalidValue") && this.prng.chance(0.5));
         const value = makeValue({ height, round, proposer: this.index, valid }, this.prng.bytes(8));
-        this.later(this.prng.range(0, 5), () => this.enqueue({ type: "proposalValue", height, round, value }));
+        this.later(this.prng.range(0, 5), () =>
+          this.enqueue({ type: "proposalValue", height, round, value }),
+        );
         break;
       }
       case "validateValue": {
         const { height, value, valueHash } = action;
         const valid = isValidValue(value, height);
-        this.later(this.prng.range(0, 5), () => this.enqueue({ type: "valueValidated", height, valueHash, valid }));
+        this.later(this.prng.range(0, 5), () =>
+          this.enqueue({ type: "valueValidated", height, valueHash, valid }),
+        );
         break;
       }
       case "commit":
@@ -255,7 +287,11 @@ export class SimHost {
           verify: this.env.verify,
         });
         if (!this.byzantine) {
-          this.env.observer.evidence(this, result.ok ? result.value : null, result.ok ? "" : result.error.detail);
+          this.env.observer.evidence(
+            this,
+            result.ok ? result.value : null,
+            result.ok ? "" : result.error.detail,
+          );
         }
         break;
       }
@@ -286,10 +322,17 @@ export class SimHost {
     }
     const signature = this.key.sign(action.signBytes);
     if (!this.byzantine) this.env.observer.signed(this, m, action.signBytes);
-    this.later(this.prng.range(0, 2), () => this.enqueue({ type: "message", message: signedMessage(action, signature) }, true));
+    this.later(this.prng.range(0, 2), () =>
+      this.enqueue({ type: "message", message: signedMessage(action, signature) }, true),
+    );
   }
 
-  private commit(height: number, value: Uint8Array, certificate: CommitCertificate, via: "engine" | "sync"): void {
+  private commit(
+    height: number,
+    value: Uint8Array,
+    certificate: CommitCertificate,
+    via: "engine" | "sync",
+  ): void {
     if (height !== this.currentHeight) return;
     this.chain.set(height, { value, certificate });
     this.committedHeight = height;
@@ -349,7 +392,8 @@ export class SimHost {
     const delay = peerHeight === height + 1 ? SYNC_RETRY_MS / 2 : 0;
     const n = this.env.validatorSetAt(1).size;
     if (n < 2) return;
-    const peer = this.syncPeerCursor++ % 2 === 0 ? hint : (this.index + 1 + (this.syncPeerCursor % (n - 1))) % n;
+    const peer =
+      this.syncPeerCursor++ % 2 === 0 ? hint : (this.index + 1 + (this.syncPeerCursor % (n - 1))) % n;
     this.later(delay, () => {
       if (this.currentHeight === height) this.env.send(this.index, peer, { kind: "syncRequest", height });
     });
@@ -406,7 +450,11 @@ export class SimHost {
       const twin = this.conflictingTwin(message);
       const half = new Set(this.prng.shuffle([...peers]).slice(0, Math.ceil(peers.length / 2)));
       const twinBytes = encodeMessage(twin);
-      for (const to of peers) this.env.send(this.index, to, { kind: "consensus", bytes: half.has(to) ? twinBytes : encodeMessage(message) });
+      for (const to of peers)
+        this.env.send(this.index, to, {
+          kind: "consensus",
+          bytes: half.has(to) ? twinBytes : encodeMessage(message),
+        });
       this.env.observer.sent(peers.length);
     } else if (b.has("badSignature") && this.prng.chance(0.5)) {
       const forged = { ...message, signature: Uint8Array.from(message.signature) };
@@ -419,12 +467,17 @@ export class SimHost {
     }
     if (b.has("replay") && this.seen.length > 0) {
       for (let k = this.prng.range(1, 3); k > 0; k--) {
-        this.env.send(this.index, this.prng.pick(peers), { kind: "consensus", bytes: this.prng.pick(this.seen) });
+        this.env.send(this.index, this.prng.pick(peers), {
+          kind: "consensus",
+          bytes: this.prng.pick(this.seen),
+        });
       }
     }
     if (b.has("garbage") && this.prng.chance(0.3)) {
       const real = encodeMessage(message);
-      const junk = this.prng.chance(0.5) ? real.subarray(0, this.prng.int(real.length)) : this.prng.bytes(this.prng.range(0, 200));
+      const junk = this.prng.chance(0.5)
+        ? real.subarray(0, this.prng.int(real.length))
+        : this.prng.bytes(this.prng.range(0, 200));
       this.env.send(this.index, this.prng.pick(peers), { kind: "consensus", bytes: junk });
     }
   }
@@ -434,12 +487,23 @@ export class SimHost {
     let unsigned: UnsignedMessage;
     let value: Uint8Array | undefined;
     if (m.type === MessageType.Proposal) {
-      value = makeValue({ height: m.height, round: m.round, proposer: this.index, valid: this.prng.chance(0.7) }, this.prng.bytes(8));
+      value = makeValue(
+        { height: m.height, round: m.round, proposer: this.index, valid: this.prng.chance(0.7) },
+        this.prng.bytes(8),
+      );
       const { signature: _s, value: _v, ...header } = m;
       unsigned = { ...header, polRound: -1, valueHash: this.env.hashValue(value) };
     } else {
-      const other = m.valueHash === null ? this.prng.bytes(32) : this.prng.chance(0.5) ? null : this.prng.bytes(32);
-      unsigned = { type: m.type, chainId: m.chainId, height: m.height, round: m.round, valueHash: other, validatorIndex: m.validatorIndex };
+      const other =
+        m.valueHash === null ? this.prng.bytes(32) : this.prng.chance(0.5) ? null : this.prng.bytes(32);
+      unsigned = {
+        type: m.type,
+        chainId: m.chainId,
+        height: m.height,
+        round: m.round,
+        valueHash: other,
+        validatorIndex: m.validatorIndex,
+      };
     }
     if (m.type !== MessageType.Proposal && hashKey(unsigned.valueHash) === hashKey(m.valueHash)) return m;
     const signature = this.key.sign(signBytes(unsigned));
