@@ -31,6 +31,7 @@ import {
   type Hash,
   MessageType,
   type UnsignedMessage,
+  type VoteMessage,
 } from "../src/types.ts";
 import type { ValidatorSet } from "../src/validatorSet.ts";
 import type { SimKey } from "./crypto.ts";
@@ -47,6 +48,8 @@ export type Packet =
 export interface HostEnvironment {
   chainId: string;
   now(): number;
+  /** True before the network heals (byzantine strategies may depend on it). */
+  faultPhase(): boolean;
   schedule(delayMs: number, run: () => void): void;
   send(from: number, to: number, packet: Packet): void;
   validatorSetAt(height: number): ValidatorSet;
@@ -55,6 +58,8 @@ export interface HostEnvironment {
   engineOptions: Omit<import("../src/engine.ts").EngineInit, "selfPublicKey">;
   /** Pause between a commit and the next height (CometBFT's timeout_commit). */
   commitIntervalMs: number;
+  /** What colluding byzantine validators agree on for a height: honest groups A and B (C is the rest). */
+  attackPlan(height: number): { a: ReadonlySet<number>; b: ReadonlySet<number>; c: ReadonlySet<number> };
   /** Checkers: every observable event of an honest host is reported here. */
   observer: HostObserver;
 }
@@ -152,20 +157,34 @@ export class SimHost {
   }
 
   /**
-   * While a height makes no progress, re-send our own messages of the last two rounds, as
-   * CometBFT's vote gossip does: links lose messages and the algorithm assumes they arrive.
+   * While a height makes no progress, re-gossip what we hold for it, as CometBFT's gossip does and
+   * as the paper assumes (correct processes relay what they receive): links lose messages, and a
+   * peer may hold the only copy of a vote it will never send again (it moved to the next height).
+   * We re-send our own messages of the last two rounds, and the proposals and votes we verified
+   * for the last two rounds, our valid round (the proof of lock) and any round with a precommit
+   * quorum (the commit a lagging peer needs).
    */
   private scheduleRegossip(): void {
     this.later(REGOSSIP_MS, () => {
       const status = this.engine.status();
       const progress = `${this.committedHeight}/${status?.round}/${status?.step}`;
-      if (progress === this.lastProgress && this.ownMessages.length > 0) {
-        const top = Math.max(...this.ownMessages.map((m) => m.round));
+      if (progress === this.lastProgress && status !== null) {
+        const top = Math.max(status.round, ...this.ownMessages.map((m) => m.round));
         for (const m of this.ownMessages) if (m.round >= top - 1) this.broadcast(m);
-        // The proof of lock: peers need the prevotes of our valid round to accept its value again.
-        if (status !== null && status.validRound >= 0 && !this.byzantine) {
-          for (const v of this.engine.votes(status.validRound, MessageType.Prevote)) {
-            this.sendAll({ kind: "consensus", bytes: encodeMessage(v) });
+        if (!this.byzantine) {
+          const { rounds, decidingRounds } = this.engine.knownRounds();
+          const relay = new Set([...rounds.filter((r) => r >= top - 1 && r <= top), ...decidingRounds]);
+          if (status.validRound >= 0) relay.add(status.validRound);
+          for (const r of relay) {
+            const messages: ConsensusMessage[] = [
+              ...this.engine.proposals(r),
+              ...this.engine.votes(r, MessageType.Prevote),
+              ...this.engine.votes(r, MessageType.Precommit),
+            ];
+            for (const m of messages) {
+              if (m.validatorIndex !== this.index)
+                this.sendAll({ kind: "consensus", bytes: encodeMessage(m) });
+            }
           }
         }
       }
@@ -402,6 +421,7 @@ export class SimHost {
   private onSyncRequest(from: number, height: number): void {
     const block = this.chain.get(height);
     if (block === undefined) return;
+    if (this.behaviours.has("lockAttack") && this.env.faultPhase()) return; // keep B and C in the dark
     let value = block.value;
     if (this.behaviours.has("lieInSync")) {
       value = makeValue({ height, round: 0, proposer: this.index, valid: true }, this.prng.bytes(8));
@@ -441,7 +461,33 @@ export class SimHost {
     if (b.has("amnesia") && message.type === MessageType.Proposal && message.polRound >= 0) {
       message = this.conflictingTwin(message);
     }
-    if (b.has("selectivePrecommit") && message.type === MessageType.Precommit) {
+    if (b.has("lockAttack") && (message.type !== MessageType.Proposal || message.polRound === -1)) {
+      const plan = this.env.attackPlan(message.height);
+      const colluder = (to: number) => !this.honest(to);
+      const bytes = encodeMessage(message);
+      if (message.type === MessageType.Precommit && message.valueHash !== null) {
+        // The real precommit to A (who then commits); a nil precommit to B and C, so that they
+        // see a precommit quorum of any kind and move to the next round without committing.
+        const nil: UnsignedMessage = { ...message, valueHash: null };
+        const { signature: _s, ...unsignedNil } = nil as VoteMessage;
+        const nilBytes = encodeMessage({ ...unsignedNil, signature: this.key.sign(signBytes(unsignedNil)) });
+        for (const to of peers) {
+          this.env.send(this.index, to, {
+            kind: "consensus",
+            bytes: plan.a.has(to) || colluder(to) ? bytes : nilBytes,
+          });
+        }
+        this.env.observer.sent(peers.length);
+      } else {
+        const targets = peers.filter((to) =>
+          message.type === MessageType.Precommit
+            ? plan.a.has(to) || colluder(to)
+            : plan.a.has(to) || plan.b.has(to) || colluder(to),
+        );
+        for (const to of targets) this.env.send(this.index, to, { kind: "consensus", bytes });
+        this.env.observer.sent(targets.length);
+      }
+    } else if (b.has("selectivePrecommit") && message.type === MessageType.Precommit) {
       const bytes = encodeMessage(message);
       const some = this.prng.shuffle([...peers]).slice(0, this.prng.range(1, Math.max(1, peers.length - 1)));
       for (const to of some) this.env.send(this.index, to, { kind: "consensus", bytes });
@@ -480,6 +526,11 @@ export class SimHost {
         : this.prng.bytes(this.prng.range(0, 200));
       this.env.send(this.index, this.prng.pick(peers), { kind: "consensus", bytes: junk });
     }
+  }
+
+  private honest(index: number): boolean {
+    const plan = this.env.attackPlan(1);
+    return plan.a.has(index) || plan.b.has(index) || plan.c.has(index);
   }
 
   /** A second, conflicting message for the same height/round/type, signed with our key. */

@@ -16,7 +16,14 @@ export type ByzantineBehaviour =
   /** As proposer, forget the valid value and propose a fresh one (an attack on locks). */
   | "amnesia"
   /** Send precommits to a random subset only, so that some honest validators commit and others do not. */
-  | "selectivePrecommit";
+  | "selectivePrecommit"
+  /**
+   * The coordinated attack on locks: honest validators are split into groups A, B and C per height;
+   * colluders send their proposal and prevotes to A and B only and their precommits to A only, so
+   * that A commits while B and C move on. Only the locking rule keeps B from then accepting a
+   * different value (add "amnesia" to propose one).
+   */
+  | "lockAttack";
 
 export const BYZANTINE_BEHAVIOURS: readonly ByzantineBehaviour[] = [
   "silent",
@@ -28,6 +35,7 @@ export const BYZANTINE_BEHAVIOURS: readonly ByzantineBehaviour[] = [
   "lieInSync",
   "amnesia",
   "selectivePrecommit",
+  "lockAttack",
 ];
 
 export interface Partition {

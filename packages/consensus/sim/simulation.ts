@@ -12,6 +12,8 @@ import { createHash } from "node:crypto";
 import { toHex } from "../src/bytes.ts";
 import { verifyCertificate } from "../src/certificate.ts";
 import { sha256 } from "../src/crypto.ts";
+import { decodeMessage } from "../src/encoding.ts";
+import { MessageType } from "../src/types.ts";
 import { ValidatorSet } from "../src/validatorSet.ts";
 import { createSimCrypto, type SimCryptoName } from "./crypto.ts";
 import { EventQueue } from "./eventQueue.ts";
@@ -178,22 +180,63 @@ export function runSimulation(config: SimulationConfig): SimulationResult {
     scenario.partitions.some((p) => now >= p.at && now < p.until && p.side[a] !== p.side[b]);
 
   const hosts: SimHost[] = [];
+  const lockAttack = [...scenario.byzantine.values()].some((b) => b.includes("lockAttack"));
+  const honestIds = scenario.powers.map((_, i) => i).filter((i) => !scenario.byzantine.has(i));
+  const plans = new Map<number, { a: Set<number>; b: Set<number>; c: Set<number> }>();
   const env: HostEnvironment = {
     chainId: SIM_CHAIN_ID,
     now: () => now,
+    faultPhase: () => now < scenario.healAt,
     schedule: (delay, run) => queue.push(now + Math.max(0, delay), run),
     send(from, to, packet: Packet) {
       if (partitioned(from, to)) return;
       const faulty = now < scenario.healAt;
+      // Before the network heals the adversary controls timing (the asynchronous period of the
+      // BFT model): colluding with a lockAttack, it holds back group A's messages to B and C.
+      let adversaryDelay = 0;
+      if (faulty && lockAttack) {
+        // The height the receiver is deciding is under attack: A's precommits for it, anything A
+        // says about later heights, and A's sync answers are held back from B and C until healing.
+        const h = hosts[to]!.currentHeight;
+        const plan = env.attackPlan(h);
+        if (plan.a.has(from) && !plan.a.has(to)) {
+          let hold = packet.kind === "syncResponse";
+          if (packet.kind === "consensus") {
+            const m = decodeMessage(packet.bytes);
+            hold =
+              m.ok &&
+              (m.value.height > h || (m.value.height === h && m.value.type === MessageType.Precommit));
+          }
+          if (hold) adversaryDelay = scenario.healAt - now;
+        }
+      }
       if (faulty && netPrng.chance(scenario.lossRate)) return;
       const copies = netPrng.chance(scenario.duplicateRate) ? 2 : 1;
       for (let c = 0; c < copies; c++) {
         let delay = scenario.minDelayMs + netPrng.next() * (scenario.maxDelayMs - scenario.minDelayMs);
         if (netPrng.chance(scenario.slowRate)) delay += netPrng.next() * scenario.slowDelayMs;
-        queue.push(now + delay, () => hosts[to]!.receive(from, packet));
+        queue.push(now + delay + adversaryDelay, () => hosts[to]!.receive(from, packet));
       }
     },
     validatorSetAt,
+    attackPlan(height) {
+      let plan = plans.get(height);
+      if (plan === undefined) {
+        // Derived from the seed and the height only: every colluder computes the same split.
+        const p = new Prng((scenario.seed * 2654435761 + height) >>> 0);
+        const ids = p.shuffle(honestIds.slice());
+        const aSize = Math.max(1, Math.floor(ids.length / 3));
+        const bSize = Math.max(0, Math.ceil((2 * ids.length) / 3) - aSize);
+        plan = {
+          a: new Set(ids.slice(0, aSize)),
+          b: new Set(ids.slice(aSize, aSize + bSize)),
+          c: new Set(ids.slice(aSize + bSize)),
+        };
+        if (plans.size > 10_000) plans.clear();
+        plans.set(height, plan);
+      }
+      return plan;
+    },
     hashValue: sha256,
     verify: crypto.verify,
     engineOptions: {

@@ -185,6 +185,26 @@ export class Engine {
     return (type === MessageType.Prevote ? rs.prevotes : rs.precommits).all();
   }
 
+  /** Verified proposals of the current height for one round (the first, and any conflicting one). */
+  proposals(round: number): ProposalMessage[] {
+    return [...(this.s?.rounds.get(round)?.proposals ?? [])];
+  }
+
+  /**
+   * Rounds of the current height for which this engine holds messages, and those among them with
+   * a precommit quorum for a value: what the network's gossip should re-send to a peer that lags.
+   */
+  knownRounds(): { rounds: number[]; decidingRounds: number[] } {
+    const s = this.s;
+    if (s === null) return { rounds: [], decidingRounds: [] };
+    const rounds = [...s.rounds.keys()].sort((a, b) => a - b);
+    const decidingRounds = rounds.filter((r) => {
+      const key = s.rounds.get(r)!.precommits.quorumKey;
+      return key !== null && key !== "nil";
+    });
+    return { rounds, decidingRounds };
+  }
+
   step(input: EngineInput): EngineAction[] {
     this.out = [];
     switch (input.type) {
