@@ -100,6 +100,8 @@ export class SimHost {
   // Durable state: survives crashes.
   private wal: EngineInput[] = [];
   private walDurable = 0;
+  /** Messages the engine buffered for the next height (durable once that height's block is). */
+  private nextWal: EngineInput[] = [];
   private readonly guard = new Map<string, string>();
   private guardHighWater = [0, 0, 0];
   readonly chain = new Map<number, CommittedBlock>();
@@ -142,6 +144,7 @@ export class SimHost {
     const replay = this.wal.slice(0, this.walDurable);
     this.wal = [];
     this.walDurable = 0;
+    this.nextWal = [];
     this.ownMessages = [];
     this.runEngine(
       {
@@ -198,6 +201,7 @@ export class SimHost {
     this.up = false;
     this.epoch++;
     this.wal.length = this.walDurable;
+    this.nextWal = [];
     this.queue = [];
     this.processing = false;
     this.syncInFlightUntil = -1;
@@ -248,8 +252,15 @@ export class SimHost {
 
   private runEngine(input: EngineInput, log: boolean, durable: boolean): void {
     if (log) {
-      this.wal.push(input);
-      if (durable) this.walDurable = this.wal.length;
+      // Log exactly what the engine consumes; messages it buffers for the next height wait in
+      // their own log, which becomes the WAL when that height starts.
+      const where = input.type === "message" ? this.engine.disposition(input.message) : "current";
+      if (where === "current") {
+        this.wal.push(input);
+        if (durable) this.walDurable = this.wal.length;
+      } else if (where === "next") {
+        this.nextWal.push(input);
+      }
     }
     const epoch = this.epoch;
     for (const action of this.engine.step(input)) {
@@ -355,15 +366,18 @@ export class SimHost {
     if (height !== this.currentHeight) return;
     this.chain.set(height, { value, certificate });
     this.committedHeight = height;
-    // The new WAL starts with what already arrived for later heights (the engine buffered it):
-    // written together with the block, so it is durable.
-    this.wal = this.wal.filter((i) => i.type === "message" && i.message.height > height);
-    this.walDurable = this.wal.length;
+    this.wal = [];
+    this.walDurable = 0;
     this.ownMessages = [];
     if (!this.byzantine) this.env.observer.committed(this, height, value, certificate, via);
     // Like CometBFT's timeout_commit: a pause before the next height gathers late votes.
     this.later(this.env.commitIntervalMs, () => {
       if (this.committedHeight !== height) return;
+      // The new height's WAL starts with what the engine buffered for it (messages that arrived
+      // during this height and the commit interval), written durably as the height begins.
+      this.wal = this.nextWal.filter((x) => x.type === "message" && x.message.height === height + 1);
+      this.nextWal = [];
+      this.walDurable = this.wal.length;
       this.runEngine(
         { type: "startHeight", height: height + 1, validatorSet: this.env.validatorSetAt(height + 1) },
         false,

@@ -205,6 +205,20 @@ export class Engine {
     return { rounds, decidingRounds };
   }
 
+  /**
+   * What `step` will do with this message: handle it at the current height, buffer it for the
+   * next height, or drop it. A host's WAL must record exactly what the engine consumes (current
+   * and buffered messages): replaying a message the engine had dropped would change its path.
+   */
+  disposition(m: ConsensusMessage): "current" | "next" | "dropped" {
+    const s = this.s;
+    if (s === null || m.chainId !== this.opts.chainId) return "dropped";
+    if (m.height === s.height + 1) {
+      return this.nextHeightBuffer.length < this.opts.maxNextHeightMessages ? "next" : "dropped";
+    }
+    return m.height === s.height && !s.decided ? "current" : "dropped";
+  }
+
   step(input: EngineInput): EngineAction[] {
     this.out = [];
     switch (input.type) {

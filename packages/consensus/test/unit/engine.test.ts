@@ -340,6 +340,19 @@ describe("engine: equivocation", () => {
 });
 
 describe("engine: heights", () => {
+  it("says what it will do with a message, for the host's WAL", () => {
+    const s = subject();
+    expect(s.engine.disposition(vote(s.f, 1, P, 1, 0, null))).toBe("current");
+    expect(s.engine.disposition(vote(s.f, 1, P, 2, 0, null))).toBe("next");
+    expect(s.engine.disposition(vote(s.f, 1, P, 3, 0, null))).toBe("dropped");
+    expect(s.engine.disposition({ ...vote(s.f, 1, P, 1, 0, null), chainId: "other" })).toBe("dropped");
+    s.msg(proposal(s.f, 0, 1, 0, V));
+    s.step({ type: "valueValidated", height: 1, valueHash: V.hash, valid: true });
+    for (const i of [0, 1, 2]) s.msg(vote(s.f, i, C, 1, 0, V.hash));
+    expect(s.engine.status()?.decided).toBe(true);
+    expect(s.engine.disposition(vote(s.f, 1, P, 1, 0, null))).toBe("dropped");
+  });
+
   it("buffers messages for the next height and uses them when it starts", () => {
     const s = subject();
     s.msg(proposal(s.f, s.f.set.next().proposer(0), 2, 0, W));
