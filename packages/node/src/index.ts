@@ -1,0 +1,4 @@
+export * from "./store/encryptedStore.ts";
+export * from "./store/errors.ts";
+export * from "./store/options.ts";
+export * from "./store/prefixes.ts";
