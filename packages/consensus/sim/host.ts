@@ -184,10 +184,9 @@ export class SimHost {
               ...this.engine.votes(r, MessageType.Prevote),
               ...this.engine.votes(r, MessageType.Precommit),
             ];
-            for (const m of messages) {
-              if (m.validatorIndex !== this.index)
-                this.sendAll({ kind: "consensus", bytes: encodeMessage(m) });
-            }
+            // Our own votes too: our prevote may be the one that completes a peer's proof of lock,
+            // and the own-message path above covers only the last two rounds.
+            for (const m of messages) this.sendAll({ kind: "consensus", bytes: encodeMessage(m) });
           }
         }
       }

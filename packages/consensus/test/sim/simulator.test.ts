@@ -33,6 +33,8 @@ describe("regressions found by 1000-seed sweeps", () => {
     { validators: 4, byzantine: 1, seed: 10934 },
     // A regressing signature request after restart: the WAL held messages the engine had dropped.
     { validators: 10, byzantine: 0, seed: 20246 },
+    // An incomplete proof of lock: hosts relayed others' valid-round prevotes but not their own.
+    { validators: 4, byzantine: 1, seed: 30697 },
   ])("n=$validators byzantine=$byzantine seed $seed", (config) => {
     const r = runSimulation(config);
     expect(r.violations).toEqual([]);
