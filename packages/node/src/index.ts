@@ -1,3 +1,4 @@
+export * from "./execution/index.ts";
 export * from "./store/encryptedStore.ts";
 export * from "./store/errors.ts";
 export * from "./store/options.ts";

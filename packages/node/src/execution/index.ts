@@ -1,0 +1,6 @@
+export * from "./crypto.ts";
+export * from "./errors.ts";
+export * from "./executor.ts";
+export * from "./options.ts";
+export * from "./overlay.ts";
+export * from "./state.ts";

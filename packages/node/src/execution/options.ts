@@ -1,0 +1,16 @@
+export interface ExecutionOptions {
+  /** EIP-155 chain id every transaction must carry. */
+  chainId: bigint;
+  /** Sum of the gas limits of the transactions a block may execute. */
+  blockGasLimit: bigint;
+  /**
+   * EVM rules. Cancun matches the contracts' `evmVersion`; changing it changes execution results,
+   * so every validator of a network must use the same value.
+   */
+  hardfork: string;
+}
+
+export const defaultExecutionOptions: Omit<ExecutionOptions, "chainId"> = {
+  blockGasLimit: 30_000_000n,
+  hardfork: "cancun",
+};
