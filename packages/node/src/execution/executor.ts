@@ -17,12 +17,12 @@ import { Address, bytesToBigInt } from "@ethereumjs/util";
 import { Bloom, createVM, encodeReceipt, type RunTxResult, runTx, type VM } from "@ethereumjs/vm";
 import { keccak_256 as keccak256 } from "@noble/hashes/sha3.js";
 import { nativeEcrecover } from "./crypto.ts";
+import { claimedChainId, describeTxError, SUPPORTED_TX_TYPES } from "./envelope.ts";
 import { ExecutionError, type TxError, type TxErrorCode } from "./errors.ts";
 import { defaultExecutionOptions, type ExecutionOptions } from "./options.ts";
 import { StateOverlay } from "./overlay.ts";
 import { GENESIS_STATE_ROOT, type StateChange, type StateReader, stateCommitment } from "./state.ts";
 
-const SUPPORTED_TYPES = new Set([0, 1, 2]);
 const ERROR_SELECTOR = "08c379a0";
 const PANIC_SELECTOR = "4e487b71";
 
@@ -110,28 +110,6 @@ function rejected(
   return { ok: false, index, txHash, error: { code, message } };
 }
 
-function describe(e: unknown): string {
-  const message = e instanceof Error ? e.message : String(e);
-  // @ethereumjs appends the whole tx and block to its messages: keep the first clause.
-  return message.split(" (")[0]!.split("\n")[0]!.slice(0, 200);
-}
-
-/** The chain id a raw transaction claims, read before full decoding. */
-function claimedChainId(raw: Uint8Array): { type: number; chainId: bigint | undefined } {
-  const first = raw[0];
-  if (first === undefined) throw new Error("empty transaction");
-  if (first >= 0xc0) {
-    const fields = RLP.decode(raw) as Uint8Array[];
-    if (!Array.isArray(fields) || fields.length !== 9) throw new Error("legacy transaction needs 9 fields");
-    const v = bytesToBigInt(fields[6] as Uint8Array);
-    return { type: 0, chainId: v >= 35n ? (v - 35n) / 2n : undefined };
-  }
-  if (!SUPPORTED_TYPES.has(first)) return { type: first, chainId: undefined };
-  const fields = RLP.decode(raw.subarray(1)) as Uint8Array[];
-  if (!Array.isArray(fields) || fields.length === 0) throw new Error("typed transaction without fields");
-  return { type: first, chainId: bytesToBigInt(fields[0] as Uint8Array) };
-}
-
 export function decodeRevert(data: Uint8Array): string | undefined {
   const hex = Buffer.from(data).toString("hex");
   try {
@@ -213,7 +191,7 @@ async function execute(
     let tx: TypedTransaction;
     try {
       const claimed = claimedChainId(raw);
-      if (!SUPPORTED_TYPES.has(claimed.type)) {
+      if (!SUPPORTED_TX_TYPES.has(claimed.type)) {
         outcomes.push(
           rejected(
             index,
@@ -248,7 +226,7 @@ async function execute(
       }
       tx = createTxFromRLP(raw, { common });
     } catch (e) {
-      outcomes.push(rejected(index, undefined, "TX_MALFORMED", describe(e)));
+      outcomes.push(rejected(index, undefined, "TX_MALFORMED", describeTxError(e)));
       continue;
     }
     const txHash = tx.hash();
@@ -258,7 +236,7 @@ async function execute(
         throw new Error("not replay protected");
       sender = tx.getSenderAddress();
     } catch (e) {
-      outcomes.push(rejected(index, txHash, "TX_INVALID_SIGNATURE", describe(e)));
+      outcomes.push(rejected(index, txHash, "TX_INVALID_SIGNATURE", describeTxError(e)));
       continue;
     }
     const intrinsic = tx.getIntrinsicGas();
@@ -309,7 +287,7 @@ async function execute(
     try {
       result = await runTx(vm, { tx, block, blockGasUsed: gasUsed, skipHardForkValidation: true });
     } catch (e) {
-      outcomes.push(rejected(index, txHash, "TX_REJECTED", describe(e)));
+      outcomes.push(rejected(index, txHash, "TX_REJECTED", describeTxError(e)));
       continue;
     }
     gasUsed += result.totalGasSpent;

@@ -1,4 +1,5 @@
 export * from "./crypto.ts";
+export * from "./envelope.ts";
 export * from "./errors.ts";
 export * from "./executor.ts";
 export * from "./options.ts";

@@ -1,0 +1,3 @@
+export * from "./errors.ts";
+export * from "./mempool.ts";
+export * from "./options.ts";
