@@ -65,6 +65,8 @@ export interface ExecutedReceipt {
   status: 0 | 1;
   gasUsed: bigint;
   cumulativeGasUsed: bigint;
+  /** Price per gas paid (base fee 0: gasPrice, or min(maxFeePerGas, maxPriorityFeePerGas)). */
+  effectiveGasPrice: bigint;
   logs: ExecutedLog[];
   logsBloom: Uint8Array;
   returnData: Uint8Array;
@@ -315,6 +317,12 @@ async function execute(
       status: exec.exceptionError === undefined ? 1 : 0,
       gasUsed: result.totalGasSpent,
       cumulativeGasUsed: gasUsed,
+      effectiveGasPrice:
+        "maxFeePerGas" in tx
+          ? tx.maxFeePerGas < tx.maxPriorityFeePerGas
+            ? tx.maxFeePerGas
+            : tx.maxPriorityFeePerGas
+          : tx.gasPrice,
       logs: txLogs,
       logsBloom: result.bloom.bitvector,
       returnData: exec.returnValue,

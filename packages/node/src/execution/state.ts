@@ -202,6 +202,18 @@ export class MemoryState implements StateReader {
     }
   }
 
+  /** The whole state as changes over an empty state (for comparisons). */
+  export(): StateChange[] {
+    const out: StateChange[] = [];
+    for (const [address, account] of this.accounts)
+      out.push({ kind: "account", address: fromHex(address), account: { ...account } });
+    for (const [address, slots] of this.storage)
+      for (const [slot, value] of slots)
+        out.push({ kind: "storage", address: fromHex(address), slot: fromHex(slot), value });
+    for (const [codeHash, code] of this.code) out.push({ kind: "code", codeHash: fromHex(codeHash), code });
+    return out;
+  }
+
   /** Sets an account directly (genesis allocations). */
   setAccount(address: Uint8Array, account: AccountRecord): void {
     this.accounts.set(hex(address), { ...account });

@@ -111,6 +111,11 @@ export interface Mempool {
   /** Re-reads each sender's nonce and permission; drops what became invalid. Returns the count. */
   revalidate(state?: StateReader): Promise<number>;
   stats(): MempoolStats;
+  /**
+   * The nonce after the sender's contiguous run of pooled transactions (what
+   * `eth_getTransactionCount(address, "pending")` answers), or undefined if the pool holds none.
+   */
+  pendingNonce(sender: string): bigint | undefined;
 }
 
 interface SenderTxs {
@@ -620,5 +625,12 @@ export function createMempool(options: Partial<MempoolOptions>, modules: Mempool
     removeIncluded,
     revalidate,
     stats,
+    pendingNonce: (address) => {
+      const sender = bySender.get(address.toLowerCase());
+      if (sender === undefined) return undefined;
+      let nonce = sender.nextNonce;
+      while (sender.txs.has(nonce)) nonce++;
+      return nonce;
+    },
   };
 }

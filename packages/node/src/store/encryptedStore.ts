@@ -15,7 +15,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { KeyWrapper } from "@vitalstream/hsm";
-import { ClassicLevel } from "classic-level";
+import { ClassicLevel, type Snapshot } from "classic-level";
 import { StoreError } from "./errors.ts";
 import { defaultStoreOptions, type StoreOptions } from "./options.ts";
 import { Prefix, prefixName } from "./prefixes.ts";
@@ -23,7 +23,8 @@ import { Prefix, prefixName } from "./prefixes.ts";
 const VALUE_VERSION = 1;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
-const META_DATA_KEY = Uint8Array.of(Prefix.Meta, ...new TextEncoder().encode("dataKey"));
+/** Where a store keeps its data key, wrapped (a `WrappedKeyEnvelope` as JSON, not encrypted). */
+export const META_DATA_KEY = Uint8Array.of(Prefix.Meta, ...new TextEncoder().encode("dataKey"));
 const META_CANARY = Uint8Array.of(Prefix.Meta, ...new TextEncoder().encode("canary"));
 const META_FORMAT = Uint8Array.of(Prefix.Meta, ...new TextEncoder().encode("format"));
 const FORMAT = "vitalstream-store/1";
@@ -56,6 +57,8 @@ function ioError(action: string, e: unknown): StoreError {
   }
   if (detail === "LEVEL_DATABASE_NOT_OPEN")
     return new StoreError("STORE_CLOSED", `${action}: the store is closed`);
+  if (detail === "LEVEL_SNAPSHOT_NOT_OPEN")
+    return new StoreError("STORE_CLOSED", `${action}: the snapshot is closed`);
   return new StoreError(
     "STORE_IO",
     `${action} failed (${detail}): check disk space and permissions`,
@@ -77,6 +80,27 @@ export interface RangeOptions {
   reverse?: boolean;
   limit?: number;
 }
+
+/**
+ * A consistent point-in-time view of the store (a LevelDB explicit snapshot): it sees every write
+ * that had completed when `snapshot()` was called and nothing written afterwards. It pins old data
+ * (LevelDB keeps what it needs through compactions), so close it as soon as it is no longer needed.
+ */
+export interface StoreSnapshot {
+  /** As `EncryptedStore.get`, read from the snapshot (same errors). */
+  get(prefix: number, key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** As `EncryptedStore.range`, read from the snapshot. */
+  range(prefix: number, opts?: RangeOptions): AsyncGenerator<[Uint8Array, Uint8Array]>;
+  /**
+   * Every record of every bucket, Meta included, in key order and exactly as stored: values are
+   * still encrypted (Meta values are the store's unencrypted metadata, the data key only wrapped).
+   */
+  rawEntries(): AsyncGenerator<[fullKey: Uint8Array, rawValue: Uint8Array]>;
+  /** Releases the snapshot; idempotent. Closing the store closes its snapshots too. */
+  close(): Promise<void>;
+}
+
+const RAW_ENTRIES_PER_READ = 1000;
 
 export class EncryptedStore {
   private readonly db: ClassicLevel<Uint8Array, Uint8Array>;
@@ -224,10 +248,19 @@ export class EncryptedStore {
   }
 
   async get(prefix: number, key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.readOne(prefix, key, undefined);
+  }
+
+  private async readOne(
+    prefix: number,
+    key: Uint8Array,
+    snapshot: Snapshot | undefined,
+  ): Promise<Uint8Array | undefined> {
     const fullKey = storeKey(prefix, key);
     let sealed: Uint8Array | undefined;
     try {
-      sealed = await this.db.get(fullKey);
+      // Without a snapshot, no options: abstract-level's fast path for default options.
+      sealed = await (snapshot === undefined ? this.db.get(fullKey) : this.db.get(fullKey, { snapshot }));
     } catch (e) {
       throw ioError(`reading ${prefixName(prefix)}/${hex(key)}`, e);
     }
@@ -260,7 +293,15 @@ export class EncryptedStore {
   }
 
   /** Records of one bucket in key order (keys without the bucket byte). */
-  async *range(prefix: number, opts: RangeOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> {
+  range(prefix: number, opts: RangeOptions = {}): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    return this.readRange(prefix, opts, undefined);
+  }
+
+  private async *readRange(
+    prefix: number,
+    opts: RangeOptions,
+    snapshot: Snapshot | undefined,
+  ): AsyncGenerator<[Uint8Array, Uint8Array]> {
     const lower = storeKey(prefix, opts.gte ?? new Uint8Array(0));
     const upper = opts.lt !== undefined ? storeKey(prefix, opts.lt) : Uint8Array.of(prefix + 1);
     const iterator = this.db.iterator({
@@ -268,12 +309,56 @@ export class EncryptedStore {
       lt: upper,
       reverse: opts.reverse ?? false,
       limit: opts.limit ?? -1,
+      snapshot,
     });
     try {
       for await (const [key, sealed] of iterator) yield [key.subarray(1), this.decrypt(key, sealed)];
     } finally {
       await iterator.close();
     }
+  }
+
+  /**
+   * A consistent view for long reads (backups) while writes go on. The snapshot is taken
+   * synchronously when this is called: it holds every write whose `write()` had resolved.
+   */
+  async snapshot(): Promise<StoreSnapshot> {
+    let snapshot: Snapshot;
+    try {
+      snapshot = this.db.snapshot();
+    } catch (e) {
+      throw ioError("taking a snapshot of the store", e);
+    }
+    const db = this.db;
+    return {
+      get: (prefix, key) => this.readOne(prefix, key, snapshot),
+      range: (prefix, opts = {}) => this.readRange(prefix, opts, snapshot),
+      rawEntries: async function* () {
+        const openIterator = () => {
+          try {
+            return db.iterator({ snapshot });
+          } catch (e) {
+            throw ioError("reading the store snapshot", e);
+          }
+        };
+        const iterator = openIterator();
+        try {
+          for (;;) {
+            let entries: [Uint8Array, Uint8Array][];
+            try {
+              entries = await iterator.nextv(RAW_ENTRIES_PER_READ);
+            } catch (e) {
+              throw ioError("reading the store snapshot", e);
+            }
+            if (entries.length === 0) return;
+            yield* entries;
+          }
+        } finally {
+          await iterator.close();
+        }
+      },
+      close: () => snapshot.close(),
+    };
   }
 
   /** Approximate bytes on disk (for metrics). */

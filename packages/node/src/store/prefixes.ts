@@ -26,8 +26,12 @@ export const Prefix = {
   Code: 10,
   /** height -> validator set */
   ValidatorSet: 11,
-  /** consensus write-ahead log entries */
+  /** (height u64, sequence u32) -> consensus write-ahead log entry */
   ConsensusWal: 12,
+  /** height -> execution result of that block (state root, receipts root, gas, bloom, rejections) */
+  BlockExecution: 13,
+  /** name (UTF-8) -> chain metadata: the genesis document, the head */
+  ChainMeta: 14,
 } as const;
 
 export type Prefix = (typeof Prefix)[keyof typeof Prefix];

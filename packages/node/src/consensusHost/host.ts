@@ -1,0 +1,466 @@
+/**
+ * The consensus host: drives the pure engine with real time, the double-sign-guarded signer, the
+ * WAL, the mempool and the chain (the contract written in docs/consensus.md, modelled by the
+ * simulator's host).
+ *
+ * One queue owns the engine (as CometBFT's receiveRoutine): peer messages, own signed messages,
+ * timeouts, proposal values and validation results are queued, appended to the WAL in one fsynced
+ * batch, then stepped through the engine in order. Signing, building and checking proposals run
+ * outside the queue and come back in as inputs. A commit holds the queue: the block is executed,
+ * written with its receipts, state and the WAL clean-up in one batch, and only then does the next
+ * height start.
+ */
+import {
+  type CommitCertificate,
+  type ConsensusMessage,
+  createEngine,
+  createNodeCryptoVerify,
+  type Engine,
+  type EngineAction,
+  type EngineInput,
+  Step,
+  sha256,
+  signedMessage,
+  type TimeoutOptions,
+  type ValidatorSet,
+} from "@vitalstream/consensus";
+import type { GuardedSigner } from "@vitalstream/hsm";
+import type { Logger } from "pino";
+import { decodeBlock } from "../chain/block.ts";
+import { buildBlock, validateBlock } from "../chain/blockProducer.ts";
+import type { Chain } from "../chain/chain.ts";
+import type { Executor } from "../execution/executor.ts";
+import type { Mempool } from "../mempool/mempool.ts";
+import { ConsensusWal, type WalInput } from "./wal.ts";
+
+export interface ConsensusTransport {
+  broadcast(message: ConsensusMessage): void;
+  peerCount(): number;
+}
+
+export interface ConsensusHostOptions {
+  timeouts: TimeoutOptions;
+  emptyBlockIntervalMs: number;
+  commitIntervalMs: number;
+}
+
+export interface ConsensusHostModules {
+  chain: Chain;
+  executor: Executor;
+  mempool: Mempool;
+  /** null: follow without voting (an observer). */
+  signer: GuardedSigner | null;
+  logger: Logger;
+  transport?: ConsensusTransport;
+  now?(): number;
+}
+
+export interface ConsensusCounters {
+  heightsCommitted: number;
+  roundsStarted: number;
+  signatures: number;
+  signFailures: number;
+  proposalsBuilt: number;
+  proposalsRefused: number;
+  evidence: number;
+  txsCommitted: number;
+  /** Rounds the last committed height needed (1 = decided in round 0). */
+  lastRounds: number;
+}
+
+export interface ConsensusStatus {
+  height: number;
+  round: number;
+  step: "propose" | "prevote" | "precommit" | "commit";
+  proposer: { index: number; name: string; publicKey: string } | null;
+  validatorIndex: number | null;
+  validators: {
+    index: number;
+    name: string;
+    publicKey: string;
+    algorithm: string;
+    votingPower: number;
+    nodeId: string;
+  }[];
+  lastCommit: { height: number; time: string; hash: string } | null;
+  peers: number;
+  halted: string | null;
+}
+
+const STEP_NAMES = {
+  [Step.Propose]: "propose",
+  [Step.Prevote]: "prevote",
+  [Step.Precommit]: "precommit",
+} as const;
+const ZERO_ADDRESS = new Uint8Array(20);
+
+function hex(bytes: Uint8Array): string {
+  return `0x${Buffer.from(bytes).toString("hex")}`;
+}
+
+type Queued = { input: EngineInput; log: boolean };
+
+export class ConsensusHost {
+  readonly counters: ConsensusCounters = {
+    heightsCommitted: 0,
+    roundsStarted: 0,
+    signatures: 0,
+    signFailures: 0,
+    proposalsBuilt: 0,
+    proposalsRefused: 0,
+    evidence: 0,
+    txsCommitted: 0,
+    lastRounds: 0,
+  };
+  private readonly opts: ConsensusHostOptions;
+  private readonly chain: Chain;
+  private readonly executor: Executor;
+  private readonly mempool: Mempool;
+  private readonly signer: GuardedSigner | null;
+  private readonly log: Logger;
+  private readonly transport: ConsensusTransport;
+  private readonly now: () => number;
+  private readonly wal: ConsensusWal;
+  private engine!: Engine;
+  private selfKey: Uint8Array | null = null;
+  private validatorSet!: ValidatorSet;
+  private readonly queue: Queued[] = [];
+  private draining: Promise<void> | null = null;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private txWaiters: (() => void)[] = [];
+  private running = false;
+  private haltReason: string | null = null;
+  private committing = false;
+  private lastCommit: { height: number; timeMs: number; hash: Uint8Array } | null = null;
+
+  constructor(opts: ConsensusHostOptions, modules: ConsensusHostModules) {
+    this.opts = opts;
+    this.chain = modules.chain;
+    this.executor = modules.executor;
+    this.mempool = modules.mempool;
+    this.signer = modules.signer;
+    this.log = modules.logger;
+    this.transport = modules.transport ?? { broadcast: () => {}, peerCount: () => 0 };
+    this.now = modules.now ?? Date.now;
+    this.wal = new ConsensusWal(this.chain.store);
+  }
+
+  get halted(): string | null {
+    return this.haltReason;
+  }
+
+  async start(): Promise<void> {
+    this.selfKey = this.signer === null ? null : await this.signer.signer.publicKey();
+    this.running = true;
+    await this.startHeight(this.chain.head.height + 1);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const wake of this.txWaiters) wake();
+    this.txWaiters = [];
+    this.queue.length = 0;
+    await this.draining;
+  }
+
+  /** A message from the network (already decoded). */
+  receive(message: ConsensusMessage): void {
+    this.enqueue({ type: "message", message }, true);
+  }
+
+  /** New transactions arrived: a proposer waiting for some may build its block now. */
+  notifyTransactions(): void {
+    const waiters = this.txWaiters;
+    this.txWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  status(): ConsensusStatus {
+    const s = this.engine?.status();
+    const doc = this.chain.genesis;
+    const set = this.validatorSet;
+    const describe = (index: number) => ({
+      index,
+      name: doc.validators[index]?.name ?? `validator-${index}`,
+      publicKey: hex(set.validators[index]!.publicKey),
+    });
+    return {
+      height: s?.height ?? this.chain.head.height + 1,
+      round: s?.round ?? 0,
+      step:
+        s === null || s === undefined
+          ? "propose"
+          : s.decided || this.committing
+            ? "commit"
+            : STEP_NAMES[s.step],
+      proposer: s === null || s === undefined || set === undefined ? null : describe(set.proposer(s.round)),
+      validatorIndex: s === null || s === undefined || s.validatorIndex < 0 ? null : s.validatorIndex,
+      validators: (set?.validators ?? []).map((v, index) => ({
+        ...describe(index),
+        algorithm: v.algorithm,
+        votingPower: v.votingPower,
+        nodeId: doc.validators[index]?.nodeId ?? "",
+      })),
+      lastCommit:
+        this.lastCommit === null
+          ? null
+          : {
+              height: this.lastCommit.height,
+              time: new Date(this.lastCommit.timeMs).toISOString(),
+              hash: hex(this.lastCommit.hash),
+            },
+      peers: this.transport.peerCount(),
+      halted: this.haltReason,
+    };
+  }
+
+  private async startHeight(height: number): Promise<void> {
+    if (!this.running) return;
+    const set = await this.chain.getValidatorSet(height);
+    if (set === undefined) {
+      this.halt(`no validator set stored for height ${height}`);
+      return;
+    }
+    this.validatorSet = set;
+    const doc = this.chain.genesis;
+    this.engine = createEngine(
+      { chainId: doc.chainId, selfPublicKey: this.selfKey, timeouts: this.opts.timeouts },
+      { verify: createNodeCryptoVerify(), hashValue: sha256 },
+    );
+    const replay = await this.wal.read(height);
+    if (replay.length > 0) this.log.info({ height, entries: replay.length }, "replaying the consensus WAL");
+    this.queue.unshift(
+      { input: { type: "startHeight", height, validatorSet: set }, log: false },
+      ...replay.map((input) => ({ input, log: false })),
+    );
+    this.kick();
+  }
+
+  private enqueue(input: EngineInput, log: boolean): void {
+    if (!this.running) return;
+    this.queue.push({ input, log });
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.draining !== null) return;
+    this.draining = this.drain()
+      .catch((e) => this.halt(`consensus loop failed: ${(e as Error).message}`))
+      .finally(() => {
+        this.draining = null;
+        if (this.queue.length > 0 && this.running && this.haltReason === null) this.kick();
+      });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0 && this.running && this.haltReason === null) {
+      const batch = this.queue.splice(0, this.queue.length);
+      // WAL first: everything the engine is about to consume, in one durable batch per height.
+      const byHeight = new Map<number, WalInput[]>();
+      for (const { input, log } of batch) {
+        if (!log || input.type === "startHeight" || input.type === "valueValidated") continue;
+        let height: number;
+        if (input.type === "message") {
+          if (this.engine.disposition(input.message) === "dropped") continue;
+          height = input.message.height;
+        } else {
+          height = input.height;
+        }
+        const list = byHeight.get(height) ?? [];
+        list.push(input as WalInput);
+        byHeight.set(height, list);
+      }
+      for (const [height, inputs] of byHeight) await this.wal.append(height, inputs);
+      for (const { input } of batch) {
+        let commit: Promise<void> | undefined;
+        for (const action of this.engine.step(input)) commit = this.perform(action) ?? commit;
+        if (commit !== undefined) {
+          // The rest of the batch was logged: next-height inputs replay when that height starts,
+          // this height's are moot once it is decided.
+          await commit;
+          return;
+        }
+      }
+    }
+  }
+
+  private later(delayMs: number, run: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.running) run();
+    }, delayMs);
+    this.timers.add(timer);
+  }
+
+  /** Returns a promise only for a commit, which holds the queue until the next height starts. */
+  private perform(action: EngineAction): Promise<void> | undefined {
+    switch (action.type) {
+      case "broadcast":
+        this.transport.broadcast(action.message);
+        return undefined;
+      case "scheduleTimeout": {
+        const { height, round, step } = action;
+        if (step === Step.Propose) this.counters.roundsStarted++;
+        this.later(action.durationMs, () => this.enqueue({ type: "timeout", height, round, step }, true));
+        return undefined;
+      }
+      case "requestSignature":
+        void this.sign(action);
+        return undefined;
+      case "requestProposal":
+        void this.propose(action.height, action.round);
+        return undefined;
+      case "validateValue": {
+        const result = validateBlock({
+          chain: this.chain,
+          validatorSet: this.validatorSet,
+          encoded: action.value,
+          nowMs: this.now(),
+        });
+        if (!result.valid) {
+          this.counters.proposalsRefused++;
+          this.log.warn(
+            { height: action.height, round: action.round, reason: result.reason },
+            "refused a proposed block",
+          );
+        }
+        this.enqueue(
+          { type: "valueValidated", height: action.height, valueHash: action.valueHash, valid: result.valid },
+          false,
+        );
+        return undefined;
+      }
+      case "commit":
+        return this.commit(action.height, action.value, action.certificate, action.round);
+      case "evidence":
+        this.counters.evidence++;
+        this.log.warn(
+          { kind: action.evidence.kind, validator: action.evidence.a.validatorIndex },
+          "equivocation evidence",
+        );
+        return undefined;
+      case "rejected":
+        this.log.debug(
+          { code: action.error.code, validator: action.validatorIndex },
+          "consensus message rejected",
+        );
+        return undefined;
+    }
+  }
+
+  private async sign(action: Extract<EngineAction, { type: "requestSignature" }>): Promise<void> {
+    if (this.signer === null) return;
+    const m = action.message;
+    try {
+      const signature = await this.signer.sign({
+        chainId: m.chainId,
+        height: m.height,
+        round: m.round,
+        step: m.type,
+        payload: action.signBytes,
+      });
+      this.counters.signatures++;
+      this.enqueue({ type: "message", message: signedMessage(action, signature) }, true);
+    } catch (e) {
+      this.counters.signFailures++;
+      const err = e as { code?: string; message?: string };
+      this.log.error(
+        { height: m.height, round: m.round, type: m.type, code: err.code },
+        `signing refused or failed: ${err.message ?? "unknown error"}`,
+      );
+    }
+  }
+
+  private async propose(height: number, round: number): Promise<void> {
+    if (this.opts.emptyBlockIntervalMs > 0 && this.mempool.pending(1n << 62n, 1).length === 0) {
+      await new Promise<void>((resolve) => {
+        this.txWaiters.push(resolve);
+        this.later(this.opts.emptyBlockIntervalMs, resolve);
+      });
+    }
+    if (!this.running || this.chain.head.height !== height - 1) return;
+    const { encoded, block } = buildBlock({
+      chain: this.chain,
+      mempool: this.mempool,
+      validatorSet: this.validatorSet,
+      proposerIndex: this.validatorSet.proposer(round),
+      nowMs: this.now(),
+    });
+    this.counters.proposalsBuilt++;
+    this.log.debug({ height, round, txs: block.txs.length, bytes: encoded.length }, "proposing a block");
+    this.enqueue({ type: "proposalValue", height, round, value: encoded }, true);
+  }
+
+  private async commit(
+    height: number,
+    value: Uint8Array,
+    certificate: CommitCertificate,
+    round: number,
+  ): Promise<void> {
+    this.committing = true;
+    const started = this.now();
+    try {
+      const block = decodeBlock(value);
+      const head = this.chain.head;
+      const execution = await this.executor.executeBlock(
+        {
+          height: BigInt(height),
+          timestamp: BigInt(Math.floor(block.header.timestampMs / 1000)),
+          coinbase: ZERO_ADDRESS,
+          txs: block.txs,
+          parentStateRoot: head.stateRoot,
+        },
+        this.chain.state(),
+      );
+      const walKeys = await this.wal.keysThrough(height);
+      const committed = await this.chain.commit({
+        block,
+        encoded: value,
+        certificate,
+        execution,
+        nextValidatorSet: this.validatorSet.next(),
+        extra: (batch) => this.wal.deleteKeys(walKeys, batch),
+      });
+      this.wal.committed(height);
+      this.lastCommit = { height, timeMs: this.now(), hash: committed.hash };
+      this.counters.heightsCommitted++;
+      this.counters.txsCommitted += execution.receipts.length;
+      this.counters.lastRounds = round + 1;
+      const included = [
+        ...execution.receipts.map((r) => r.txHash),
+        ...execution.outcomes.flatMap((o) => (!o.ok && o.txHash !== undefined ? [o.txHash] : [])),
+      ];
+      this.mempool.removeIncluded(included);
+      await this.mempool.revalidate(this.chain.state());
+      this.log.info(
+        {
+          height,
+          round,
+          txs: block.txs.length,
+          rejected: block.txs.length - execution.receipts.length,
+          gasUsed: execution.gasUsed.toString(),
+          ms: this.now() - started,
+        },
+        "committed block",
+      );
+    } catch (e) {
+      this.halt(`could not commit block ${height}: ${(e as Error).message}`);
+      return;
+    } finally {
+      this.committing = false;
+    }
+    this.later(this.opts.commitIntervalMs, () => {
+      void this.startHeight(height + 1).catch((e) =>
+        this.halt(`could not start height ${height + 1}: ${(e as Error).message}`),
+      );
+    });
+  }
+
+  private halt(reason: string): void {
+    if (this.haltReason !== null) return;
+    this.haltReason = reason;
+    this.log.fatal({ reason }, "consensus halted: the node keeps serving reads; fix the cause and restart");
+  }
+}

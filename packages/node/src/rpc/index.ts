@@ -1,0 +1,4 @@
+export * from "./errors.ts";
+export * from "./jsonrpc.ts";
+export * from "./options.ts";
+export * from "./server.ts";

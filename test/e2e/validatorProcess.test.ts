@@ -1,0 +1,292 @@
+/**
+ * The `vitalstream` CLI as operators run it: real processes, loopback only. init, start, kill -9
+ * under load, restart, tamper detection, backup and restore (through the blockchain-* aliases),
+ * and Hardhat deploying through the node.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { auditLogArtifact } from "@vitalstream/contracts";
+import { Contract, id, JsonRpcProvider, Wallet } from "ethers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = join(ROOT, "packages/node/bin");
+const NODE = process.execPath;
+const AUDIT_LOG = "0x000000000000000000000000000000000000a0d1";
+let port = 19_000 + Math.floor(Math.random() * 4000);
+
+async function cli(args: string[], bin = "vitalstream.js", env: NodeJS.ProcessEnv = {}) {
+  try {
+    const r = await run(NODE, [join(BIN, bin), ...args], {
+      env: { ...process.env, ...env },
+      maxBuffer: 32 * 1024 * 1024,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+interface Net {
+  dir: string;
+  config: string;
+  url: string;
+  accounts: { address: string; privateKey: string }[];
+}
+
+async function init(): Promise<Net> {
+  const dir = mkdtempSync(join(tmpdir(), "vs-proc-"));
+  port += 3;
+  const r = await cli([
+    "init",
+    "--dir",
+    dir,
+    "--validators",
+    "1",
+    "--rpc-base-port",
+    String(port),
+    "--dev-accounts",
+    "6",
+    "--empty-block-interval",
+    "200",
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  const accounts = JSON.parse(readFileSync(join(dir, "accounts.json"), "utf8")).accounts;
+  return { dir, config: join(dir, "validator-0/config.json"), url: `http://127.0.0.1:${port}`, accounts };
+}
+
+async function startNode(net: Net): Promise<ChildProcess> {
+  const child = spawn(NODE, [join(BIN, "vitalstream.js"), "start", "--config", net.config], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d) => {
+    output += d;
+  });
+  child.stderr!.on("data", (d) => {
+    output += d;
+  });
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`node exited: ${output.slice(-2000)}`);
+    try {
+      if ((await fetch(`${net.url}/ready`)).status === 200) return child;
+    } catch {}
+    await new Promise((d) => setTimeout(d, 100));
+  }
+  throw new Error(`node not ready: ${output.slice(-2000)}`);
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((d) => child.once("exit", d));
+  child.kill(signal);
+  await exited;
+}
+
+async function rpcCall(url: string, method: string, params: unknown[]): Promise<unknown> {
+  const response = await fetch(url, {
+    method: "POST",
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  const body = (await response.json()) as { result?: unknown; error?: { message: string } };
+  if (body.error !== undefined) throw new Error(body.error.message);
+  return body.result;
+}
+
+function provider(url: string): JsonRpcProvider {
+  return new JsonRpcProvider(url, undefined, { staticNetwork: true, pollingInterval: 50, cacheTimeout: -1 });
+}
+
+async function head(url: string): Promise<{ height: number; hash: string; stateRoot: string }> {
+  const p = provider(url);
+  const block = await p.send("eth_getBlockByNumber", ["latest", false]);
+  return { height: Number(block.number), hash: block.hash, stateRoot: block.stateRoot };
+}
+
+describe("a validator process", () => {
+  let net: Net;
+  let child: ChildProcess;
+
+  beforeAll(async () => {
+    net = await init();
+    child = await startNode(net);
+  });
+  afterAll(async () => {
+    if (child) await stop(child, "SIGKILL");
+  });
+
+  it("kill -9 during load loses no committed transaction; restart resumes the chain", async () => {
+    const p = provider(net.url);
+    const writers = net.accounts.slice(1, 5).map((a) => new Wallet(a.privateKey));
+    const iface = new Contract(AUDIT_LOG, auditLogArtifact.abi).interface;
+    const chainId = (await p.getNetwork()).chainId;
+    const confirmed: string[] = [];
+    let stopLoad = false;
+    const load = writers.map(async (w, k) => {
+      let nonce = Number(await rpcCall(net.url, "eth_getTransactionCount", [w.address, "latest"]));
+      while (!stopLoad) {
+        const raw = await w.signTransaction({
+          type: 2,
+          chainId,
+          nonce,
+          to: AUDIT_LOG,
+          gasLimit: 200_000,
+          maxFeePerGas: 0,
+          maxPriorityFeePerGas: 0,
+          data: iface.encodeFunctionData("record", [id(`w${k}-${nonce}`), id("record.write"), id("doc")]),
+        });
+        try {
+          const hash = (await rpcCall(net.url, "eth_sendRawTransaction", [raw])) as string;
+          nonce++;
+          for (let i = 0; i < 100; i++) {
+            const receipt = (await rpcCall(net.url, "eth_getTransactionReceipt", [hash])) as {
+              status: string;
+            } | null;
+            if (receipt !== null) {
+              if (receipt.status === "0x1") confirmed.push(hash);
+              break;
+            }
+            await new Promise((d) => setTimeout(d, 50));
+          }
+        } catch {
+          return; // the node is gone
+        }
+      }
+    });
+    await new Promise((d) => setTimeout(d, 2500));
+    await stop(child, "SIGKILL");
+    stopLoad = true;
+    await Promise.all(load);
+    expect(confirmed.length).toBeGreaterThan(5);
+
+    child = await startNode(net);
+    const q = provider(net.url);
+    for (const hash of confirmed) {
+      const receipt = await q.getTransactionReceipt(hash);
+      expect(receipt?.status, `receipt of ${hash} after kill -9`).toBe(1);
+    }
+    // The contract's own count agrees with the receipts: no half-applied block.
+    const audit = new Contract(AUDIT_LOG, auditLogArtifact.abi, q);
+    expect(Number(await audit.getFunction("count")())).toBeGreaterThanOrEqual(confirmed.length);
+    const before = (await head(net.url)).height;
+    for (let i = 0; i < 100 && (await head(net.url)).height <= before; i++)
+      await new Promise((d) => setTimeout(d, 100));
+    expect((await head(net.url)).height).toBeGreaterThan(before);
+  });
+
+  it("hardhat deploys AuditLog through the node (scripts/deploy.ts --network devnet)", async () => {
+    const r = await run("npx", ["hardhat", "run", "scripts/deploy.ts", "--network", "devnet"], {
+      cwd: join(ROOT, "packages/contracts"),
+      env: {
+        ...process.env,
+        DEVNET_RPC_URL: net.url,
+        DEPLOYMENTS_DIR: mkdtempSync(join(tmpdir(), "vs-deploy-")),
+      },
+    });
+    const summary = JSON.parse(r.stdout);
+    const code = await provider(net.url).getCode(summary.auditLog.address);
+    expect(code).toBe(auditLogArtifact.deployedBytecode);
+  });
+
+  it("backup from the running node, restore into a fresh directory: same head and state root", async () => {
+    const archive = join(net.dir, "backup.tar.gz");
+    const backup = await cli(
+      ["--rpc", net.url, "--admin-token-file", join(net.dir, "validator-0/admin-token"), "--output", archive],
+      "blockchain-backup.js",
+    );
+    expect(backup.code, backup.stderr).toBe(0);
+    const manifest = JSON.parse(backup.stdout);
+    expect(manifest.head.height).toBeGreaterThan(0);
+    await stop(child);
+    const original = await startNode(net).then(async (c) => {
+      const h = await head(net.url);
+      await stop(c);
+      return h;
+    });
+
+    // A second node directory with the same keys and config but no data.
+    const fresh = mkdtempSync(join(tmpdir(), "vs-restore-"));
+    cpSync(net.dir, fresh, {
+      recursive: true,
+      filter: (src) => !src.includes(`${join("validator-0", "data")}`),
+    });
+    const freshConfig = join(fresh, "validator-0/config.json");
+    const restore = await cli(["--input", archive, "--config", freshConfig], "blockchain-restore.js");
+    expect(restore.code, restore.stderr).toBe(0);
+    const restored = JSON.parse(restore.stdout);
+    expect(restored.head.blockHash).toBe(manifest.head.blockHash);
+    // The restored store holds exactly the archived head; the original moved on after the backup.
+    const verify = await cli(["verify", "--config", freshConfig]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/^OK: /);
+    expect(original.height).toBeGreaterThanOrEqual(manifest.head.height);
+    // Restoring over a store refuses without --force.
+    const again = await cli(["--input", archive, "--config", freshConfig], "blockchain-restore.js");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/exists|force/i);
+    // Start the restored node: it serves the archived head with the manifest's state root.
+    const freshNet = { ...net, dir: fresh, config: freshConfig };
+    const c = await startNode(freshNet);
+    const block = await provider(net.url).send("eth_getBlockByNumber", [
+      `0x${manifest.head.height.toString(16)}`,
+      false,
+    ]);
+    expect(block.hash).toBe(manifest.head.blockHash);
+    expect(block.stateRoot).toBe(manifest.head.stateRoot);
+    await stop(c);
+    rmSync(fresh, { recursive: true, force: true });
+  });
+
+  it("a flipped byte in the LevelDB files is reported by record, by verify and by start", async () => {
+    await stop(child);
+    const storeDir = join(net.dir, "validator-0/data/chain");
+    // Compact so that the records are in table files, then damage one stored value in place.
+    const { ClassicLevel } = await import("classic-level");
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(storeDir, {
+      keyEncoding: "view",
+      valueEncoding: "view",
+    });
+    await db.open();
+    await db.compactRange(Uint8Array.of(0), Uint8Array.of(255));
+    // A block in the middle of the chain (the head is also read when the chain opens).
+    const blocks: { key: Uint8Array; value: Uint8Array }[] = [];
+    for await (const [key, value] of db.iterator({ gte: Uint8Array.of(2), lt: Uint8Array.of(3) }))
+      blocks.push({ key, value });
+    const target: { key: Uint8Array; value: Uint8Array } | undefined = blocks[Math.floor(blocks.length / 2)];
+    await db.close();
+    const tables = readdirSync(storeDir)
+      .filter((f) => f.endsWith(".ldb"))
+      .map((f) => join(storeDir, f));
+    let flipped = false;
+    for (const table of tables) {
+      const bytes = readFileSync(table);
+      const at = bytes.indexOf(Buffer.from(target!.value));
+      if (at < 0) continue;
+      bytes[at + Math.floor(target!.value.length / 2)]! ^= 0x01;
+      writeFileSync(table, bytes);
+      flipped = true;
+      break;
+    }
+    expect(
+      flipped,
+      `value not found in ${tables.length} tables (${tables.map((t) => statSync(t).size)})`,
+    ).toBe(true);
+    const record = `Block/${Buffer.from(target!.key.subarray(1)).toString("hex")}`;
+
+    const verify = await cli(["verify", "--config", net.config]);
+    expect(verify.code).toBe(3);
+    expect(verify.stdout).toContain(record);
+    expect(verify.stdout).toMatch(/failed authentication/);
+
+    const start = await cli(["start", "--config", net.config]);
+    expect(start.code).toBe(1);
+    expect(start.stderr).toContain(record);
+    expect(start.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+});
