@@ -15,6 +15,20 @@ const { subtask } = require("hardhat/config") as typeof import("hardhat/config")
 const { TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD } =
   require("hardhat/builtin-tasks/task-names") as typeof import("hardhat/builtin-tasks/task-names");
 const devnet = require("./src/devnet.json") as typeof import("./src/devnet.json");
+const { existsSync, readFileSync } = require("node:fs") as typeof import("node:fs");
+const { join } = require("node:path") as typeof import("node:path");
+
+// `npm start` writes the running devnet's accounts (DEV ONLY keys) to <repo>/.devnet/accounts.json;
+// when it exists, the devnet network uses its chain id, RPC URL and accounts.
+interface DevnetAccounts {
+  chainId: number;
+  rpcUrl: string;
+  accounts: { privateKey: string }[];
+}
+const accountsFile = join(__dirname, "..", "..", ".devnet", "accounts.json");
+const running: DevnetAccounts | undefined = existsSync(accountsFile)
+  ? (JSON.parse(readFileSync(accountsFile, "utf8")) as DevnetAccounts)
+  : undefined;
 
 require("@nomicfoundation/hardhat-ethers");
 require("@nomicfoundation/hardhat-chai-matchers");
@@ -61,10 +75,12 @@ const config: HardhatUserConfig = {
     // The in-process network uses the devnet's chain id so scripts behave as on the devnet.
     hardhat: { chainId: devnet.chainId },
     devnet: {
-      url: process.env.DEVNET_RPC_URL || devnet.rpcUrl,
-      chainId: devnet.chainId,
-      // DEV ONLY default: the public devnet deployer key from src/devnet.json.
-      accounts: [process.env.DEVNET_PRIVATE_KEY || devnet.deployer.privateKey],
+      url: process.env.DEVNET_RPC_URL || running?.rpcUrl || devnet.rpcUrl,
+      chainId: running?.chainId ?? devnet.chainId,
+      // DEV ONLY defaults: the running devnet's accounts, else the public deployer key of src/devnet.json.
+      accounts: process.env.DEVNET_PRIVATE_KEY
+        ? [process.env.DEVNET_PRIVATE_KEY]
+        : (running?.accounts.map((a) => a.privateKey) ?? [devnet.deployer.privateKey]),
     },
   },
   // test/ also holds vitest files; Hardhat's mocha suite lives in test/hardhat only.

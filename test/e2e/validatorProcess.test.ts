@@ -61,9 +61,10 @@ async function init(): Promise<Net> {
   return { dir, config: join(dir, "validator-0/config.json"), url: `http://127.0.0.1:${port}`, accounts };
 }
 
-async function startNode(net: Net): Promise<ChildProcess> {
+async function startNode(net: Net, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
   const child = spawn(NODE, [join(BIN, "vitalstream.js"), "start", "--config", net.config], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
   });
   let output = "";
   child.stdout!.on("data", (d) => {
@@ -288,5 +289,62 @@ describe("a validator process", () => {
     expect(start.code).toBe(1);
     expect(start.stderr).toContain(record);
     expect(start.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+});
+
+describe("crash points: a node killed at any point of the commit path resumes at its last committed block", () => {
+  it.each(["after-wal-append", "before-block-commit", "after-block-commit"])("%s", async (point) => {
+    const net = await init();
+    const child = await startNode(net, { VITALSTREAM_CRASH_POINT: point, VITALSTREAM_CRASH_HEIGHT: "4" });
+    // A writer keeps transactions coming so that the crashed blocks carry some.
+    const writer = new Wallet(net.accounts[1]!.privateKey);
+    const iface = new Contract(AUDIT_LOG, auditLogArtifact.abi).interface;
+    const chainId = Number(await rpcCall(net.url, "eth_chainId", []));
+    let nonce = 0;
+    let done = false;
+    const exited = new Promise<string | null>((d) =>
+      child.once("exit", (_code, signal) => {
+        done = true;
+        d(signal);
+      }),
+    );
+    while (!done) {
+      const raw = await writer.signTransaction({
+        type: 2,
+        chainId,
+        nonce,
+        to: AUDIT_LOG,
+        gasLimit: 200_000,
+        maxFeePerGas: 0,
+        maxPriorityFeePerGas: 0,
+        data: iface.encodeFunctionData("record", [id(`c-${nonce}`), id("a"), id("d")]),
+      });
+      try {
+        await rpcCall(net.url, "eth_sendRawTransaction", [raw]);
+        nonce++;
+      } catch {}
+      await new Promise((d) => setTimeout(d, 20));
+    }
+    expect(await exited).toBe("SIGKILL");
+
+    const verify = await cli(["verify", "--config", net.config]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    const restarted = await startNode(net);
+    try {
+      const h = (await head(net.url)).height;
+      expect(h).toBeGreaterThanOrEqual(3);
+      // What the chain reports committed is all there: the contract's count equals the nonce.
+      const committedNonce = Number(
+        await rpcCall(net.url, "eth_getTransactionCount", [writer.address, "latest"]),
+      );
+      expect(committedNonce).toBeGreaterThan(0);
+      const audit = new Contract(AUDIT_LOG, auditLogArtifact.abi, provider(net.url));
+      expect(Number(await audit.getFunction("count")())).toBe(committedNonce);
+      for (let i = 0; i < 100 && (await head(net.url)).height <= h + 1; i++)
+        await new Promise((d) => setTimeout(d, 100));
+      expect((await head(net.url)).height).toBeGreaterThan(h + 1);
+    } finally {
+      await stop(restarted);
+    }
   });
 });

@@ -29,6 +29,7 @@ import type { Logger } from "pino";
 import { decodeBlock } from "../chain/block.ts";
 import { buildBlock, validateBlock } from "../chain/blockProducer.ts";
 import type { Chain } from "../chain/chain.ts";
+import { crashPoint } from "../crashPoints.ts";
 import type { Executor } from "../execution/executor.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import { ConsensusWal, type WalInput } from "./wal.ts";
@@ -272,7 +273,10 @@ export class ConsensusHost {
         list.push(input as WalInput);
         byHeight.set(height, list);
       }
-      for (const [height, inputs] of byHeight) await this.wal.append(height, inputs);
+      for (const [height, inputs] of byHeight) {
+        await this.wal.append(height, inputs);
+        crashPoint("after-wal-append", height);
+      }
       for (const { input } of batch) {
         let commit: Promise<void> | undefined;
         for (const action of this.engine.step(input)) commit = this.perform(action) ?? commit;
@@ -415,6 +419,7 @@ export class ConsensusHost {
         this.chain.state(),
       );
       const walKeys = await this.wal.keysThrough(height);
+      crashPoint("before-block-commit", height);
       const committed = await this.chain.commit({
         block,
         encoded: value,
@@ -423,6 +428,7 @@ export class ConsensusHost {
         nextValidatorSet: this.validatorSet.next(),
         extra: (batch) => this.wal.deleteKeys(walKeys, batch),
       });
+      crashPoint("after-block-commit", height);
       this.wal.committed(height);
       this.lastCommit = { height, timeMs: this.now(), hash: committed.hash };
       this.counters.heightsCommitted++;

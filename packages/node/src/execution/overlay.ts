@@ -48,6 +48,11 @@ export class StateOverlay implements StateManagerInterface {
   private readonly accounts = new Map<string, Entry<AccountRecord>>();
   private readonly storage = new Map<string, Entry<Uint8Array>>();
   private readonly code = new Map<string, Uint8Array>();
+  /**
+   * Storage ids written per address (a superset after reverts): clearing an account's storage must
+   * not scan every slot of the block, as EIP-161 clears the coinbase after every transaction.
+   */
+  private readonly storageIds = new Map<string, Set<string>>();
   /** Addresses whose committed storage was cleared (value: true) in this block. */
   private readonly cleared = new Map<string, boolean>();
   private readonly journal: UndoRecord[] = [];
@@ -82,6 +87,7 @@ export class StateOverlay implements StateManagerInterface {
     this.storage.clear();
     this.code.clear();
     this.cleared.clear();
+    this.storageIds.clear();
     this.journal.length = 0;
     this.checkpoints.length = 0;
     this.original.clear();
@@ -177,13 +183,20 @@ export class StateOverlay implements StateManagerInterface {
     const id = bytesToHexUnprefixed(address.bytes) + bytesToHexUnprefixed(key);
     const stripped = stripLeadingZeros(value);
     this.set(this.storage, id, stripped.length === 0 ? null : stripped.slice());
+    const addressId = id.slice(0, 40);
+    let ids = this.storageIds.get(addressId);
+    if (ids === undefined) {
+      ids = new Set();
+      this.storageIds.set(addressId, ids);
+    }
+    ids.add(id);
   }
 
   async clearStorage(address: Address): Promise<void> {
     const addressId = bytesToHexUnprefixed(address.bytes);
-    for (const id of [...this.storage.keys()])
-      if (id.startsWith(addressId)) this.set<Entry<Uint8Array>>(this.storage, id, null);
-    this.set(this.cleared, addressId, true);
+    for (const id of this.storageIds.get(addressId) ?? [])
+      if (this.storage.get(id) !== null) this.set<Entry<Uint8Array>>(this.storage, id, null);
+    if (this.cleared.get(addressId) !== true) this.set(this.cleared, addressId, true);
   }
 
   async checkpoint(): Promise<void> {

@@ -248,7 +248,7 @@ export async function initNetwork(options: Partial<InitOptions> & { dir: string 
     genesisTime: new Date().toISOString(),
     consensus: {
       timeouts: defaultTimeoutOptions,
-      blockGasLimit: "30000000",
+      blockGasLimit: "1000000000",
       maxBlockBytes: 4 * 1024 * 1024,
       maxBlockTxs: 5000,
       emptyBlockIntervalMs: opts.emptyBlockIntervalMs,
