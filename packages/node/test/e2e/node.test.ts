@@ -225,6 +225,41 @@ describe("a real client deploys and uses AuditLog", () => {
   });
 });
 
+describe("viem", () => {
+  it("writes a record, waits for the receipt and reads the event back", async () => {
+    const { createPublicClient, createWalletClient, defineChain, http, parseEventLogs } = await import(
+      "viem"
+    );
+    const { privateKeyToAccount } = await import("viem/accounts");
+    const chain = defineChain({
+      id: net.init.genesis.evmChainId,
+      name: "vitalstream",
+      nativeCurrency: { name: "unit", symbol: "U", decimals: 18 },
+      rpcUrls: { default: { http: [url] } },
+    });
+    const account = privateKeyToAccount(net.init.accounts[3]!.privateKey as `0x${string}`);
+    const client = createPublicClient({ chain, transport: http(url), pollingInterval: 50 });
+    const walletClient = createWalletClient({ chain, transport: http(url), account });
+    const hash = await walletClient.writeContract({
+      address: AUDIT_LOG_ADDRESS,
+      abi: auditLogArtifact.abi,
+      functionName: "record",
+      args: [id("viem-subject"), id("record.read"), id("viem-doc")],
+    });
+    const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+    expect(receipt.status).toBe("success");
+    const events = parseEventLogs({ abi: auditLogArtifact.abi, logs: receipt.logs, eventName: "AuditEvent" });
+    expect(events).toHaveLength(1);
+    const count = await client.readContract({
+      address: AUDIT_LOG_ADDRESS,
+      abi: auditLogArtifact.abi,
+      functionName: "count",
+    });
+    expect(count).toBeGreaterThanOrEqual(1n);
+    expect(await client.getChainId()).toBe(net.init.genesis.evmChainId);
+  });
+});
+
 describe("bad input gets correct JSON-RPC errors and the node keeps serving", () => {
   const signed = async (fields: Record<string, unknown>, key = net.init.accounts[0]!.privateKey) =>
     new Wallet(key).signTransaction({
