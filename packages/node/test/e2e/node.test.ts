@@ -244,7 +244,11 @@ describe("viem", () => {
       address: AUDIT_LOG_ADDRESS,
       abi: auditLogArtifact.abi,
       functionName: "record",
-      args: [id("viem-subject"), id("record.read"), id("viem-doc")],
+      args: [
+        id("viem-subject") as `0x${string}`,
+        id("record.read") as `0x${string}`,
+        id("viem-doc") as `0x${string}`,
+      ],
     });
     const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
     expect(receipt.status).toBe("success");
