@@ -199,6 +199,11 @@ export class Chain {
         "CHAIN_INVALID_BLOCK",
         `block ${h.height} carries a state root this node did not compute`,
       );
+    if (Buffer.compare(h.lastReceiptsRoot, head.receiptsRoot) !== 0)
+      throw new ChainError(
+        "CHAIN_INVALID_BLOCK",
+        `block ${h.height} carries a receipts root this node did not compute`,
+      );
     const hash = blockHash(input.encoded);
     if (Buffer.compare(certificate.valueHash, hash) !== 0 || certificate.height !== h.height)
       throw new ChainError("CHAIN_INVALID_BLOCK", `the certificate does not name block ${h.height}`);

@@ -31,7 +31,7 @@ const hexBytes = (bytes?: number) =>
 const address = hexBytes(20);
 const quantity = z.string().regex(/^(0x[0-9a-fA-F]+|[0-9]+)$/, "must be a decimal or 0x-hex integer");
 
-const timeoutsSchema = z.object({
+const timeoutsSchema = z.strictObject({
   proposeMs: z.number().int().min(1),
   proposeDeltaMs: z.number().int().min(0),
   prevoteMs: z.number().int().min(1),
@@ -49,7 +49,7 @@ export const genesisSchema = z
     /** The EIP-155 chain id (signed into every transaction). */
     evmChainId: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
     genesisTime: z.iso.datetime(),
-    consensus: z.object({
+    consensus: z.strictObject({
       timeouts: timeoutsSchema,
       blockGasLimit: quantity,
       maxBlockBytes: z
@@ -65,7 +65,7 @@ export const genesisSchema = z
     }),
     validators: z
       .array(
-        z.object({
+        z.strictObject({
           name: z.string().min(1).max(64),
           publicKey: hexBytes(),
           algorithm: z.enum(["ed25519", "ecdsa-p256"]),
@@ -75,7 +75,7 @@ export const genesisSchema = z
         }),
       )
       .min(1),
-    permissions: z.object({
+    permissions: z.strictObject({
       /** Accounts that may send transactions. */
       senders: z.array(address),
       /** Accounts that administer the network's contracts (always permitted senders too). */
@@ -85,7 +85,7 @@ export const genesisSchema = z
     contracts: z.record(z.string(), address).default({}),
     alloc: z.record(
       address,
-      z.object({
+      z.strictObject({
         balance: quantity.default("0"),
         nonce: quantity.default("0"),
         code: hexBytes().optional(),
@@ -123,6 +123,18 @@ export function parseGenesis(input: unknown): GenesisDocument {
     );
   }
   const doc = parsed.data;
+  // Addresses are case-insensitive: two spellings of one address would make the genesis state
+  // depend on key order, which the canonical document hash ignores.
+  const addresses = new Set<string>();
+  for (const address of Object.keys(doc.alloc)) {
+    const lower = address.toLowerCase();
+    if (addresses.has(lower))
+      throw new ChainError(
+        "CHAIN_INVALID_GENESIS",
+        `genesis alloc: ${address} is listed twice (addresses are case-insensitive)`,
+      );
+    addresses.add(lower);
+  }
   const keys = new Set<string>();
   for (const v of doc.validators) {
     const key = v.publicKey.toLowerCase();

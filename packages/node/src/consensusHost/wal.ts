@@ -101,11 +101,26 @@ export class ConsensusWal {
     return out;
   }
 
+  /** The next free sequence number of a height: after what an earlier process appended, too. */
+  private async sequence(height: number): Promise<number> {
+    const known = this.nextSeq.get(height);
+    if (known !== undefined) return known;
+    let seq = 0;
+    for await (const [key] of this.store.range(Prefix.ConsensusWal, {
+      gte: heightIndexKey(height, 0),
+      lt: heightKey(height + 1),
+      reverse: true,
+      limit: 1,
+    }))
+      seq = new DataView(key.buffer, key.byteOffset).getUint32(8) + 1;
+    return seq;
+  }
+
   /** Appends inputs of one height durably (one fsynced batch). */
   async append(height: number, inputs: readonly WalInput[]): Promise<void> {
     if (inputs.length === 0) return;
     const batch = this.store.batch();
-    let seq = this.nextSeq.get(height) ?? 0;
+    let seq = await this.sequence(height);
     for (const input of inputs)
       batch.put(Prefix.ConsensusWal, heightIndexKey(height, seq++), encodeInput(input));
     this.nextSeq.set(height, seq);

@@ -30,7 +30,7 @@ export const nodeConfigSchema = z
     nodeKeyFile: z.string().min(1).optional(),
     production: z.boolean().default(false),
     rpc: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(true),
         host: z.string().min(1).default("127.0.0.1"),
         port: z.number().int().min(0).max(65535).default(8545),
@@ -38,7 +38,7 @@ export const nodeConfigSchema = z
         maxBatchSize: z.number().int().min(1).optional(),
         requestTimeoutMs: z.number().int().min(100).optional(),
         corsOrigins: z.array(z.string()).default([]),
-        tls: z.object({ certFile: z.string(), keyFile: z.string() }).optional(),
+        tls: z.strictObject({ certFile: z.string(), keyFile: z.string() }).optional(),
         adminTokenFile: z.string().min(1).optional(),
         /** eth_getLogs block range limit. */
         maxLogsBlockRange: z.number().int().min(1).default(10_000),
@@ -54,7 +54,7 @@ export const nodeConfigSchema = z
         maxLogs: 10_000,
       }),
     store: z
-      .object({
+      .strictObject({
         cacheSizeBytes: z.number().int().min(0).optional(),
         writeBufferSizeBytes: z
           .number()
@@ -67,7 +67,7 @@ export const nodeConfigSchema = z
       })
       .default({ verifyOnStart: true }),
     mempool: z
-      .object({
+      .strictObject({
         maxTxs: z.number().int().min(1).optional(),
         maxTxBytes: z.number().int().min(1).optional(),
         maxTxsPerSender: z.number().int().min(1).optional(),
@@ -79,7 +79,7 @@ export const nodeConfigSchema = z
         priceBumpPercent: z.number().int().min(0).optional(),
       })
       .default({}),
-    log: z.object({ level: level.default("info") }).default({ level: "info" }),
+    log: z.strictObject({ level: level.default("info") }).default({ level: "info" }),
   })
   .strict();
 
