@@ -417,6 +417,8 @@ export class ConsensusHost {
           parentStateRoot: head.stateRoot,
         },
         this.chain.state(),
+        // Senders this node already recovered at admission (by tx hash); others are recovered.
+        { senders: this.mempool },
       );
       const walKeys = await this.wal.keysThrough(height);
       crashPoint("before-block-commit", height);

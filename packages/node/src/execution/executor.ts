@@ -8,16 +8,20 @@
  * a hand-written runCall path is one more place for validators to disagree with Ethereum tooling.
  *
  * The node calls this after commit (execution deferred by one block): consensus never waits here.
+ *
+ * Costs kept off the per-transaction path: transactions are decoded once, with a Common whose
+ * transaction parameters are already merged (`txCommon`); senders that the mempool recovered at
+ * admission are taken from it (`ExecuteBlockOptions.senders`) instead of being recovered again.
  */
 import { createBlock } from "@ethereumjs/block";
 import { type Common, createCustomCommon, Mainnet } from "@ethereumjs/common";
 import { RLP } from "@ethereumjs/rlp";
-import { Capability, createTxFromRLP, type TypedTransaction } from "@ethereumjs/tx";
-import { Address, bytesToBigInt } from "@ethereumjs/util";
+import { Capability, type TypedTransaction } from "@ethereumjs/tx";
+import { Address, bytesToBigInt, SECP256K1_ORDER_DIV_2 } from "@ethereumjs/util";
 import { Bloom, createVM, encodeReceipt, type RunTxResult, runTx, type VM } from "@ethereumjs/vm";
 import { keccak_256 as keccak256 } from "@noble/hashes/sha3.js";
 import { nativeEcrecover } from "./crypto.ts";
-import { claimedChainId, describeTxError, SUPPORTED_TX_TYPES } from "./envelope.ts";
+import { claimedChainId, decodeClaimed, describeTxError, SUPPORTED_TX_TYPES } from "./envelope.ts";
 import { ExecutionError, type TxError, type TxErrorCode } from "./errors.ts";
 import { defaultExecutionOptions, type ExecutionOptions } from "./options.ts";
 import { StateOverlay } from "./overlay.ts";
@@ -97,10 +101,33 @@ export interface BlockExecution {
   receiptsRoot: Uint8Array;
 }
 
+/**
+ * Senders already recovered from transactions, e.g. by the mempool when it admitted them, so that
+ * execution does not recover them a second time.
+ */
+export interface RecoveredSenders {
+  /**
+   * The 64-byte public key that signature recovery gave for the transaction with this hash
+   * (keccak256 of its canonical encoding) under the same chain rules (chain id, hardfork), or
+   * undefined when unknown. The hash names the exact fields that were signed, so a known key is
+   * the result recovery would give again.
+   */
+  recoveredPublicKey(txHash: Uint8Array): Uint8Array | undefined;
+}
+
+export interface ExecuteBlockOptions {
+  /** Skips recovery for the transactions it knows; the others are recovered as always. */
+  senders?: RecoveredSenders;
+}
+
 export interface Executor {
   readonly options: ExecutionOptions;
   readonly common: Common;
-  executeBlock(block: BlockToExecute, state: StateReader): Promise<BlockExecution>;
+  executeBlock(
+    block: BlockToExecute,
+    state: StateReader,
+    options?: ExecuteBlockOptions,
+  ): Promise<BlockExecution>;
 }
 
 function rejected(
@@ -139,6 +166,8 @@ export async function createExecutor(
   if (opts.chainId <= 0n) throw new ExecutionError("EXECUTION_INVALID_OPTIONS", "chainId must be positive");
   if (opts.blockGasLimit <= 0n)
     throw new ExecutionError("EXECUTION_INVALID_OPTIONS", "blockGasLimit must be positive");
+  if (!Number.isFinite(opts.yieldIntervalMs) || opts.yieldIntervalMs < 0)
+    throw new ExecutionError("EXECUTION_INVALID_OPTIONS", "yieldIntervalMs must be >= 0");
   const common = createCustomCommon({ chainId: Number(opts.chainId), name: "vitalstream" }, Mainnet, {
     hardfork: opts.hardfork,
     customCrypto: { ecrecover: nativeEcrecover },
@@ -152,8 +181,12 @@ export async function createExecutor(
   const vm = await createVM({ common, stateManager: overlay });
   let queue: Promise<unknown> = Promise.resolve();
 
-  const executeBlock = (block: BlockToExecute, state: StateReader): Promise<BlockExecution> => {
-    const run = queue.then(() => execute(vm, common, opts, overlay, block, state));
+  const executeBlock = (
+    block: BlockToExecute,
+    state: StateReader,
+    options: ExecuteBlockOptions = {},
+  ): Promise<BlockExecution> => {
+    const run = queue.then(() => execute(vm, common, opts, overlay, block, state, options.senders));
     queue = run.catch(() => undefined);
     return run;
   };
@@ -167,6 +200,7 @@ async function execute(
   overlay: StateOverlay,
   input: BlockToExecute,
   state: StateReader,
+  senders: RecoveredSenders | undefined,
 ): Promise<BlockExecution> {
   if (input.coinbase.length !== 20)
     throw new ExecutionError("EXECUTION_INVALID_BLOCK", "coinbase must be a 20-byte address");
@@ -189,7 +223,12 @@ async function execute(
   const blockBloom = new Bloom(undefined, common);
   let gasUsed = 0n;
 
+  let slice = performance.now();
   for (const [index, raw] of input.txs.entries()) {
+    if (performance.now() - slice >= opts.yieldIntervalMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      slice = performance.now();
+    }
     let tx: TypedTransaction;
     try {
       const claimed = claimedChainId(raw);
@@ -226,7 +265,7 @@ async function execute(
         );
         continue;
       }
-      tx = createTxFromRLP(raw, { common });
+      tx = decodeClaimed(claimed, common);
     } catch (e) {
       outcomes.push(rejected(index, undefined, "TX_MALFORMED", describeTxError(e)));
       continue;
@@ -236,6 +275,10 @@ async function execute(
     try {
       if (tx.type === 0 && !tx.supports(Capability.EIP155ReplayProtection))
         throw new Error("not replay protected");
+      const known = senders?.recoveredPublicKey(txHash);
+      // Recovery checks s <= n/2 first (typed transactions already did while decoding).
+      if (known !== undefined && known.length === 64 && tx.s !== undefined && tx.s <= SECP256K1_ORDER_DIV_2)
+        tx.cache.senderPubKey = known;
       sender = tx.getSenderAddress();
     } catch (e) {
       outcomes.push(rejected(index, txHash, "TX_INVALID_SIGNATURE", describeTxError(e)));

@@ -5,3 +5,4 @@ export * from "./executor.ts";
 export * from "./options.ts";
 export * from "./overlay.ts";
 export * from "./state.ts";
+export * from "./txCommon.ts";

@@ -19,11 +19,17 @@
  * the pool's contents run after the last await, so concurrent adds cannot both take one slot.
  */
 import type { Common } from "@ethereumjs/common";
-import { Capability, createTxFromRLP, type TypedTransaction } from "@ethereumjs/tx";
+import { Capability, type TypedTransaction } from "@ethereumjs/tx";
 import { type Address, bytesToHex } from "@ethereumjs/util";
 import { keccak_256 as keccak256 } from "@noble/hashes/sha3.js";
-import { claimedChainId, describeTxError, SUPPORTED_TX_TYPES } from "../execution/envelope.ts";
-import type { Executor } from "../execution/executor.ts";
+import {
+  type ClaimedTx,
+  claimedChainId,
+  decodeClaimed,
+  describeTxError,
+  SUPPORTED_TX_TYPES,
+} from "../execution/envelope.ts";
+import type { Executor, RecoveredSenders } from "../execution/executor.ts";
 import { defaultExecutionOptions } from "../execution/options.ts";
 import type { StateReader } from "../execution/state.ts";
 import { MempoolError, type MempoolErrorCode, type MempoolRejection, mempoolRejection } from "./errors.ts";
@@ -86,7 +92,11 @@ export interface MempoolStats {
   rejectedByCode: Partial<Record<MempoolErrorCode, number>>;
 }
 
-export interface Mempool {
+/**
+ * As `RecoveredSenders`, the pool answers with the public keys it recovered at admission for the
+ * transactions it holds: pass it to `executeBlock` so that execution does not recover them again.
+ */
+export interface Mempool extends RecoveredSenders {
   readonly options: Readonly<MempoolOptions> & { maxGasLimit: bigint };
   readonly size: number;
   /**
@@ -125,14 +135,16 @@ interface SenderTxs {
   txs: Map<bigint, MempoolTx>;
 }
 
-type Decoded = { ok: true; tx: TypedTransaction; sender: Address } | { ok: false; error: MempoolRejection };
+type Decoded =
+  | { ok: true; tx: TypedTransaction; sender: Address; publicKey: Uint8Array }
+  | { ok: false; error: MempoolRejection };
 
 function decode(raw: Uint8Array, common: Common, chainId: bigint): Decoded {
   const fail = (code: MempoolErrorCode, detail: string, data?: Record<string, string | number>): Decoded => ({
     ok: false,
     error: mempoolRejection(code, detail, data),
   });
-  let claimed: { type: number; chainId: bigint | undefined };
+  let claimed: ClaimedTx;
   try {
     claimed = claimedChainId(raw);
   } catch (e) {
@@ -155,7 +167,7 @@ function decode(raw: Uint8Array, common: Common, chainId: bigint): Decoded {
     });
   let tx: TypedTransaction;
   try {
-    tx = createTxFromRLP(raw, { common });
+    tx = decodeClaimed(claimed, common);
   } catch (e) {
     const detail = describeTxError(e);
     // @ethereumjs checks s <= n/2 and yParity while decoding: those are signature faults.
@@ -167,7 +179,8 @@ function decode(raw: Uint8Array, common: Common, chainId: bigint): Decoded {
   try {
     if (tx.type === 0 && !tx.supports(Capability.EIP155ReplayProtection))
       return fail("MEMPOOL_NOT_REPLAY_PROTECTED", "legacy transaction without EIP-155 chain id");
-    return { ok: true, tx, sender: tx.getSenderAddress() };
+    const sender = tx.getSenderAddress();
+    return { ok: true, tx, sender, publicKey: tx.getSenderPublicKey() };
   } catch (e) {
     return fail("MEMPOOL_INVALID_SIGNATURE", describeTxError(e));
   }
@@ -223,6 +236,8 @@ export function createMempool(options: Partial<MempoolOptions>, modules: Mempool
   const bump = BigInt(Math.round(opts.priceBumpPercent * 100));
 
   const byHash = new Map<string, MempoolTx>();
+  /** The sender's public key recovered at admission, per pooled transaction. */
+  const publicKeys = new WeakMap<MempoolTx, Uint8Array>();
   const bySender = new Map<string, SenderTxs>();
   let bytes = 0;
   let seq = 0;
@@ -319,7 +334,7 @@ export function createMempool(options: Partial<MempoolOptions>, modules: Mempool
 
     const decoded = decode(raw, common, chainId);
     if (!decoded.ok) return reject(decoded.error);
-    const { tx } = decoded;
+    const { tx, publicKey } = decoded;
     const sender = decoded.sender.toString();
     const withTx = (data: Record<string, string | number> = {}) => ({ hash, sender, ...data });
 
@@ -427,6 +442,7 @@ export function createMempool(options: Partial<MempoolOptions>, modules: Mempool
       seq: seq + 1,
       addedAt: now(),
     };
+    publicKeys.set(entry, publicKey);
 
     const existing = senderTxs.txs.get(tx.nonce);
     if (existing !== undefined) {
@@ -620,6 +636,10 @@ export function createMempool(options: Partial<MempoolOptions>, modules: Mempool
     },
     add,
     has: (hash) => byHash.has(toHash(hash)),
+    recoveredPublicKey: (txHash) => {
+      const entry = byHash.get(bytesToHex(txHash));
+      return entry === undefined ? undefined : publicKeys.get(entry);
+    },
     get: (hash) => byHash.get(toHash(hash)),
     pending,
     removeIncluded,

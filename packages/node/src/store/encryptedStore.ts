@@ -13,7 +13,7 @@
  * - Writes are batches: everything in one batch lands together or not at all (LevelDB's write
  *   batch, fsynced with `sync: true`).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto";
 import type { KeyWrapper } from "@vitalstream/hsm";
 import { ClassicLevel, type Snapshot } from "classic-level";
 import { StoreError } from "./errors.ts";
@@ -105,6 +105,12 @@ const RAW_ENTRIES_PER_READ = 1000;
 export class EncryptedStore {
   private readonly db: ClassicLevel<Uint8Array, Uint8Array>;
   private readonly dataKey: Buffer;
+  /**
+   * The data key as a KeyObject, built once: a raw Buffer key is validated again on every
+   * cipher (25 us against 8 us per seal, measured). `close()` zeroes the Buffer; the KeyObject's
+   * own copy lives until it is collected.
+   */
+  private readonly cipherKey: KeyObject;
   private nonceId: Buffer = randomBytes(8);
   private nonceCounter = 0;
   readonly path: string;
@@ -112,6 +118,7 @@ export class EncryptedStore {
   private constructor(db: ClassicLevel<Uint8Array, Uint8Array>, dataKey: Buffer, path: string) {
     this.db = db;
     this.dataKey = dataKey;
+    this.cipherKey = createSecretKey(dataKey);
     this.path = path;
   }
 
@@ -214,7 +221,7 @@ export class EncryptedStore {
 
   private seal(key: Uint8Array, plaintext: Uint8Array): Uint8Array {
     const nonce = this.nextNonce();
-    const cipher = createCipheriv("aes-256-gcm", this.dataKey, nonce);
+    const cipher = createCipheriv("aes-256-gcm", this.cipherKey, nonce);
     cipher.setAAD(key);
     const body = cipher.update(plaintext);
     cipher.final();
@@ -225,7 +232,7 @@ export class EncryptedStore {
   private unseal(key: Uint8Array, sealed: Uint8Array): Buffer {
     if (sealed.length < 1 + NONCE_BYTES + TAG_BYTES || sealed[0] !== VALUE_VERSION)
       throw new Error("bad format");
-    const decipher = createDecipheriv("aes-256-gcm", this.dataKey, sealed.subarray(1, 1 + NONCE_BYTES));
+    const decipher = createDecipheriv("aes-256-gcm", this.cipherKey, sealed.subarray(1, 1 + NONCE_BYTES));
     decipher.setAAD(key);
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     return Buffer.concat([
@@ -249,6 +256,22 @@ export class EncryptedStore {
 
   async get(prefix: number, key: Uint8Array): Promise<Uint8Array | undefined> {
     return this.readOne(prefix, key, undefined);
+  }
+
+  /**
+   * As `get`, synchronously (LevelDB's block cache or one disk read on this thread). Execution
+   * reads state this way: an asynchronous read goes through the thread pool and cost more per
+   * transaction (~0.9 ms for AuditLog.record's slots) than executing it.
+   */
+  getSync(prefix: number, key: Uint8Array): Uint8Array | undefined {
+    const fullKey = storeKey(prefix, key);
+    let sealed: Uint8Array | undefined;
+    try {
+      sealed = this.db.getSync(fullKey);
+    } catch (e) {
+      throw ioError(`reading ${prefixName(prefix)}/${hex(key)}`, e);
+    }
+    return sealed === undefined ? undefined : this.decrypt(fullKey, sealed);
   }
 
   private async readOne(

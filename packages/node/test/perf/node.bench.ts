@@ -8,11 +8,13 @@
  *   accounts are submitted over JSON-RPC (batches of 100) and counted when committed; latency is
  *   submit -> the block that commits it.
  *
+ * `--node-log <file>` appends the node's log to a file (per-block commit times).
+ *
  * Writes ci_artifacts/node_benchmark.json. Goals (issue 5): end to end >= 70% of the ceiling, and
  * >= 1,500 tx/s.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -35,6 +37,8 @@ const { values } = parseArgs({
     txs: { type: "string", default: "6000" },
     "per-account": { type: "string", default: "50" },
     port: { type: "string", default: "18645" },
+    /** Append the node's own (pino) log here, e.g. to read the per-block commit times. */
+    "node-log": { type: "string" },
   },
 });
 const TXS = Number(values.txs);
@@ -174,7 +178,11 @@ async function main(): Promise<void> {
       join(net.validatorDirs[0]!, "config.json"),
     ],
     {
-      stdio: ["ignore", "ignore", "inherit"],
+      stdio: [
+        "ignore",
+        values["node-log"] === undefined ? "ignore" : openSync(values["node-log"], "a"),
+        "inherit",
+      ],
     },
   );
   try {

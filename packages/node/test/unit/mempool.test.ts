@@ -1,5 +1,5 @@
 import { RLP } from "@ethereumjs/rlp";
-import { keccak256 } from "ethers";
+import { getBytes, keccak256, SigningKey, Transaction } from "ethers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createExecutor, type Executor } from "../../src/execution/executor.ts";
 import {
@@ -415,6 +415,36 @@ describe("mempool after a block", () => {
     expect(pool.stats().droppedTotal).toBe(3);
     // The pool now knows Alice's next nonce is 2: nonce 1 is too low.
     expectRejected(await pool.add(await transfer(alice, 1, { tip: GWEI })), "MEMPOOL_NONCE_TOO_LOW");
+  });
+});
+
+describe("mempool and execution", () => {
+  it("hands execution the sender keys it recovered at admission, for pooled transactions only", async () => {
+    const { pool, state } = setupPool(executor);
+    const raws = [
+      await signTx(alice, { nonce: 0, to: TO, gasLimit: 21_000n, kind: "legacy" }),
+      await signTx(alice, { nonce: 1, to: TO, gasLimit: 21_000n, kind: "eip2930" }),
+      await transfer(bob, 0),
+    ];
+    const hashes = [];
+    for (const raw of raws) {
+      const { hash } = expectOk(await pool.add(raw));
+      const tx = Transaction.from(toHex(raw));
+      const publicKey = getBytes(SigningKey.recoverPublicKey(tx.unsignedHash, tx.signature!)).subarray(1);
+      expect(pool.recoveredPublicKey(getBytes(hash))).toEqual(publicKey);
+      hashes.push(hash);
+    }
+    expect(pool.recoveredPublicKey(new Uint8Array(32))).toBeUndefined();
+
+    const block = { height: 1n, timestamp: 1_800_000_000n, coinbase: new Uint8Array(20), txs: raws };
+    const recovering = await executor.executeBlock(block, state);
+    const fromPool = await executor.executeBlock(block, state, { senders: pool });
+    expect(fromPool.receipts).toHaveLength(3);
+    expect(fromPool).toEqual(recovering);
+
+    pool.removeIncluded([hashes[0]!]);
+    expect(pool.recoveredPublicKey(getBytes(hashes[0]!))).toBeUndefined();
+    expect(pool.recoveredPublicKey(getBytes(hashes[1]!))).toBeDefined();
   });
 });
 
