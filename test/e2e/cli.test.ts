@@ -2,43 +2,15 @@
  * Every `vitalstream` command run for real, as a separate process: devnet (start, Ctrl-C, resume),
  * status, keys, offline backup, and the clear one-line errors operators get for bad input.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { BIN as BIN_DIR, cli, statusHeight as height, waitFor } from "./helpers.ts";
 
-const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = join(ROOT, "packages/node/bin/vitalstream.js");
+const BIN = join(BIN_DIR, "vitalstream.js");
 let port = 23_000 + Math.floor(Math.random() * 4000);
-
-async function cli(args: string[]) {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((d) => setTimeout(d, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function height(url: string): Promise<number | undefined> {
-  const r = await fetch(`${url}/consensus/status`);
-  return ((await r.json()) as { head: { height: number } }).head.height;
-}
 
 const children: ChildProcess[] = [];
 afterAll(() => {

@@ -6,16 +6,15 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { provisionPkcs11Key } from "../../packages/hsm/src/providers/pkcs11/index.ts";
 import { findSoftHsm, SoftHsm } from "../../packages/hsm/test/fixtures/softhsm.ts";
+import { BIN as BIN_DIR } from "./helpers.ts";
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = join(ROOT, "packages/node/bin/vitalstream.js");
+const BIN = join(BIN_DIR, "vitalstream.js");
 const install = findSoftHsm();
 const ci = process.env.CI === "true";
 

@@ -3,35 +3,29 @@
  * under load, restart, tamper detection, backup and restore (through the blockchain-* aliases),
  * and Hardhat deploying through the node.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { auditLogArtifact } from "@vitalstream/contracts";
-import { Contract, id, JsonRpcProvider, Wallet } from "ethers";
+import { Contract, Wallet } from "ethers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  AUDIT_LOG,
+  cli,
+  head,
+  provider,
+  ROOT,
+  rpcCall,
+  signRecord,
+  startValidator,
+  stop,
+} from "./helpers.ts";
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = join(ROOT, "packages/node/bin");
-const NODE = process.execPath;
-const AUDIT_LOG = "0x000000000000000000000000000000000000a0d1";
-let port = 19_000 + Math.floor(Math.random() * 4000);
 
-async function cli(args: string[], bin = "vitalstream.js", env: NodeJS.ProcessEnv = {}) {
-  try {
-    const r = await run(NODE, [join(BIN, bin), ...args], {
-      env: { ...process.env, ...env },
-      maxBuffer: 32 * 1024 * 1024,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+let port = 19_000 + Math.floor(Math.random() * 4000);
 
 interface Net {
   dir: string;
@@ -61,53 +55,8 @@ async function init(): Promise<Net> {
   return { dir, config: join(dir, "validator-0/config.json"), url: `http://127.0.0.1:${port}`, accounts };
 }
 
-async function startNode(net: Net, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
-  const child = spawn(NODE, [join(BIN, "vitalstream.js"), "start", "--config", net.config], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
-  });
-  let output = "";
-  child.stdout!.on("data", (d) => {
-    output += d;
-  });
-  child.stderr!.on("data", (d) => {
-    output += d;
-  });
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`node exited: ${output.slice(-2000)}`);
-    try {
-      if ((await fetch(`${net.url}/ready`)).status === 200) return child;
-    } catch {}
-    await new Promise((d) => setTimeout(d, 100));
-  }
-  throw new Error(`node not ready: ${output.slice(-2000)}`);
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((d) => child.once("exit", d));
-  child.kill(signal);
-  await exited;
-}
-
-async function rpcCall(url: string, method: string, params: unknown[]): Promise<unknown> {
-  const response = await fetch(url, {
-    method: "POST",
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
-  });
-  const body = (await response.json()) as { result?: unknown; error?: { message: string } };
-  if (body.error !== undefined) throw new Error(body.error.message);
-  return body.result;
-}
-
-function provider(url: string): JsonRpcProvider {
-  return new JsonRpcProvider(url, undefined, { staticNetwork: true, pollingInterval: 50, cacheTimeout: -1 });
-}
-
-async function head(url: string): Promise<{ height: number; hash: string; stateRoot: string }> {
-  const p = provider(url);
-  const block = await p.send("eth_getBlockByNumber", ["latest", false]);
-  return { height: Number(block.number), hash: block.hash, stateRoot: block.stateRoot };
+function startNode(net: Net, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+  return startValidator(net.config, net.url, env);
 }
 
 describe("a validator process", () => {
@@ -125,23 +74,13 @@ describe("a validator process", () => {
   it("kill -9 during load loses no committed transaction; restart resumes the chain", async () => {
     const p = provider(net.url);
     const writers = net.accounts.slice(1, 5).map((a) => new Wallet(a.privateKey));
-    const iface = new Contract(AUDIT_LOG, auditLogArtifact.abi).interface;
     const chainId = (await p.getNetwork()).chainId;
     const confirmed: string[] = [];
     let stopLoad = false;
     const load = writers.map(async (w, k) => {
       let nonce = Number(await rpcCall(net.url, "eth_getTransactionCount", [w.address, "latest"]));
       while (!stopLoad) {
-        const raw = await w.signTransaction({
-          type: 2,
-          chainId,
-          nonce,
-          to: AUDIT_LOG,
-          gasLimit: 200_000,
-          maxFeePerGas: 0,
-          maxPriorityFeePerGas: 0,
-          data: iface.encodeFunctionData("record", [id(`w${k}-${nonce}`), id("record.write"), id("doc")]),
-        });
+        const raw = await signRecord(w, chainId, nonce, `w${k}-${nonce}`);
         try {
           const hash = (await rpcCall(net.url, "eth_sendRawTransaction", [raw])) as string;
           nonce++;
@@ -298,7 +237,6 @@ describe("crash points: a node killed at any point of the commit path resumes at
     const child = await startNode(net, { VITALSTREAM_CRASH_POINT: point, VITALSTREAM_CRASH_HEIGHT: "4" });
     // A writer keeps transactions coming so that the crashed blocks carry some.
     const writer = new Wallet(net.accounts[1]!.privateKey);
-    const iface = new Contract(AUDIT_LOG, auditLogArtifact.abi).interface;
     const chainId = Number(await rpcCall(net.url, "eth_chainId", []));
     let nonce = 0;
     let done = false;
@@ -309,16 +247,7 @@ describe("crash points: a node killed at any point of the commit path resumes at
       }),
     );
     while (!done) {
-      const raw = await writer.signTransaction({
-        type: 2,
-        chainId,
-        nonce,
-        to: AUDIT_LOG,
-        gasLimit: 200_000,
-        maxFeePerGas: 0,
-        maxPriorityFeePerGas: 0,
-        data: iface.encodeFunctionData("record", [id(`c-${nonce}`), id("a"), id("d")]),
-      });
+      const raw = await signRecord(writer, chainId, nonce, `c-${nonce}`);
       try {
         await rpcCall(net.url, "eth_sendRawTransaction", [raw]);
         nonce++;

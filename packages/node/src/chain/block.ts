@@ -69,22 +69,23 @@ export function txsRoot(txs: readonly Uint8Array[]): Uint8Array {
 }
 
 export function encodeBlock(block: Block): Uint8Array {
-  const h = block.header;
-  return RLP.encode([
-    [
-      uint(h.version),
-      textEncoder.encode(h.chainId),
-      uint(h.height),
-      uint(h.timestampMs),
-      h.parentHash,
-      uint(h.proposerIndex),
-      h.txsRoot,
-      h.lastStateRoot,
-      h.lastReceiptsRoot,
-      h.validatorsHash,
-    ],
-    block.txs,
-  ]);
+  return RLP.encode([headerFields(block.header), block.txs]);
+}
+
+/** The header's RLP items, in encoding order. */
+export function headerFields(h: BlockHeader): Uint8Array[] {
+  return [
+    uint(h.version),
+    textEncoder.encode(h.chainId),
+    uint(h.height),
+    uint(h.timestampMs),
+    h.parentHash,
+    uint(h.proposerIndex),
+    h.txsRoot,
+    h.lastStateRoot,
+    h.lastReceiptsRoot,
+    h.validatorsHash,
+  ];
 }
 
 export function blockHash(encoded: Uint8Array): Uint8Array {

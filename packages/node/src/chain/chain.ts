@@ -11,6 +11,7 @@ import {
   type CommitCertificate,
   decodeCertificate,
   encodeCertificate,
+  toHex as hex,
   ValidatorSet,
 } from "@vitalstream/consensus";
 import type { BlockExecution } from "../execution/executor.ts";
@@ -69,10 +70,6 @@ export interface CommitInput {
   nextValidatorSet: ValidatorSet;
   /** More operations for the same atomic batch (the consensus WAL clean-up). */
   extra?(batch: StoreWrite): void;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("hex");
 }
 
 export class Chain {

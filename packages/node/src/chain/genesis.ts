@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { RLP } from "@ethereumjs/rlp";
-import { KECCAK256_NULL } from "@ethereumjs/util";
+import { hexToBytes, KECCAK256_NULL } from "@ethereumjs/util";
 import { keccak_256 as keccak256 } from "@noble/hashes/sha3.js";
 import { type Validator, ValidatorSet } from "@vitalstream/consensus";
 import { z } from "zod";
@@ -108,9 +108,8 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function fromHex(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text.slice(2), "hex"));
-}
+/** The schema checked every hex field; @ethereumjs wants the template-literal type. */
+const fromHex = (text: string): Uint8Array => hexToBytes(text as `0x${string}`);
 
 /** Parses and checks a genesis document; every problem is named with its path. */
 export function parseGenesis(input: unknown): GenesisDocument {

@@ -5,6 +5,7 @@
 import { RLP } from "@ethereumjs/rlp";
 import { bigIntToUnpaddedBytes, bytesToBigInt } from "@ethereumjs/util";
 import { type SignatureAlgorithm, ValidatorSet } from "@vitalstream/consensus";
+import type { ExecutedLog, ExecutedReceipt } from "../execution/executor.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -49,27 +50,31 @@ export function heightIndexKey(height: number, index: number): Uint8Array {
   return key;
 }
 
-export interface StoredReceipt {
-  txHash: Uint8Array;
-  /** Position of the transaction in its block (Ethereum's transactionIndex). */
-  txIndex: number;
-  type: number;
-  from: Uint8Array;
-  to: Uint8Array | undefined;
-  contractAddress: Uint8Array | undefined;
-  status: 0 | 1;
-  gasUsed: bigint;
-  cumulativeGasUsed: bigint;
-  effectiveGasPrice: bigint;
+/**
+ * A receipt as stored: the executed receipt's fields (with `txIndex` as the transaction's
+ * position in the block, Ethereum's transactionIndex), its logs by reference into the Log bucket.
+ */
+export type StoredReceipt = Pick<
+  ExecutedReceipt,
+  | "txHash"
+  | "txIndex"
+  | "type"
+  | "from"
+  | "to"
+  | "contractAddress"
+  | "status"
+  | "gasUsed"
+  | "cumulativeGasUsed"
+  | "effectiveGasPrice"
+  | "exceptionError"
+> & {
   /** Index of the transaction's first log among the logs of the block. */
   firstLogIndex: number;
   logCount: number;
   /** Revert data (status 0 from REVERT), empty otherwise. */
   revertData: Uint8Array;
   revertReason: string | undefined;
-  /** EVM halt other than REVERT. */
-  exceptionError: string | undefined;
-}
+};
 
 export function encodeReceipt(r: StoredReceipt): Uint8Array {
   return RLP.encode([
@@ -114,16 +119,8 @@ export function decodeReceipt(bytes: Uint8Array): StoredReceipt {
   };
 }
 
-export interface StoredLog {
-  address: Uint8Array;
-  topics: Uint8Array[];
-  data: Uint8Array;
-  /** Position among the logs of the block. */
-  logIndex: number;
-  /** Position of the emitting transaction in the block. */
-  txIndex: number;
-  txHash: Uint8Array;
-}
+/** A log as stored (`txIndex` is the transaction's position in the block). */
+export type StoredLog = ExecutedLog;
 
 export function encodeLog(log: StoredLog): Uint8Array {
   return RLP.encode([log.address, log.topics, log.data, u(log.logIndex), u(log.txIndex), log.txHash]);

@@ -10,7 +10,12 @@
  * Problems are collected (up to a limit) rather than stopping at the first, each naming the
  * height or record. The scan never writes.
  */
-import { createNodeCryptoVerify, ValidatorSet, verifyCertificate } from "@vitalstream/consensus";
+import {
+  createNodeCryptoVerify,
+  toHex as hex,
+  ValidatorSet,
+  verifyCertificate,
+} from "@vitalstream/consensus";
 import { createExecutor } from "../execution/executor.ts";
 import { changeStoreKey, encodeAccount, MemoryState, type StateChange } from "../execution/state.ts";
 import type { EncryptedStore } from "../store/encryptedStore.ts";
@@ -44,10 +49,6 @@ export interface VerifyOptions {
   replay?: boolean;
   maxProblems?: number;
   onProgress?(p: { phase: "records" | "blocks"; done: number; total: number }): void;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("hex");
 }
 
 const ZERO_ADDRESS = new Uint8Array(20);

@@ -2,13 +2,13 @@
  * The `vitalstream` command line. Every command prints what it did in plain words and exits 0, or
  * prints one `error: ...` line (no stack trace; VITALSTREAM_DEBUG=1 adds one) and exits 1.
  */
-import { createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
-import { createGuardedSigner, createKeystore, type Interchange } from "@vitalstream/hsm";
+import { createGuardedSigner, createKeystore, type GuardedSigner, type Interchange } from "@vitalstream/hsm";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readBackupManifest } from "../backup/index.ts";
 import { verifyChain } from "../chain/verify.ts";
@@ -54,6 +54,41 @@ async function fetchJson(url: string, headers: Record<string, string> = {}): Pro
     return JSON.parse(text);
   } catch {
     throw new Error(`${url} answered HTTP ${response.status} without JSON`);
+  }
+}
+
+/** Opens a stopped node's chain for `fn` and closes store and key wrapper whatever happens. */
+async function withStoppedChain<T>(
+  config: NodeConfig,
+  fn: (parts: Awaited<ReturnType<typeof openChain>>) => Promise<T>,
+): Promise<T> {
+  const keyWrapper = await openKeyWrapper(config);
+  try {
+    const parts = await openChain(config, readGenesis(config.genesisFile), keyWrapper, false);
+    try {
+      return await fn(parts);
+    } finally {
+      await parts.store.close();
+    }
+  } finally {
+    await keyWrapper.close();
+  }
+}
+
+/** The node's signer behind its double-sign guard, closed after `fn`. */
+async function withGuard<T>(config: NodeConfig, fn: (guard: GuardedSigner) => Promise<T>): Promise<T> {
+  const signer = await openSigner(config);
+  let guard: GuardedSigner;
+  try {
+    guard = await createGuardedSigner(signer, { journalPath: dataPaths(config).guardJournal });
+  } catch (e) {
+    await signer.close();
+    throw e;
+  }
+  try {
+    return await fn(guard);
+  } finally {
+    await guard.close();
   }
 }
 
@@ -235,18 +270,13 @@ export function buildProgram(): Command {
     .requiredOption("--output <file>", "interchange JSON to write")
     .action(async (o) => {
       const config = loadNodeConfig(o.config);
-      const guard = await createGuardedSigner(await openSigner(config), {
-        journalPath: dataPaths(config).guardJournal,
-      });
-      try {
+      await withGuard(config, async (guard) => {
         writeFileSync(o.output, `${JSON.stringify(guard.exportHistory(), null, 2)}\n`, {
           mode: 0o600,
           flag: "wx",
         });
-        say(`wrote ${resolve(o.output)}`);
-      } finally {
-        await guard.close();
-      }
+      });
+      say(`wrote ${resolve(o.output)}`);
     });
   keys
     .command("import-guard")
@@ -255,15 +285,9 @@ export function buildProgram(): Command {
     .requiredOption("--input <file>", "interchange JSON")
     .action(async (o) => {
       const config = loadNodeConfig(o.config);
-      const guard = await createGuardedSigner(await openSigner(config), {
-        journalPath: dataPaths(config).guardJournal,
-      });
-      try {
-        await guard.importHistory(JSON.parse(readFileSync(o.input, "utf8")) as Interchange);
-        say(`merged ${resolve(o.input)} into ${dataPaths(config).guardJournal}`);
-      } finally {
-        await guard.close();
-      }
+      const history = JSON.parse(readFileSync(o.input, "utf8")) as Interchange;
+      await withGuard(config, (guard) => guard.importHistory(history));
+      say(`merged ${resolve(o.input)} into ${dataPaths(config).guardJournal}`);
     });
 
   program
@@ -294,24 +318,17 @@ export function buildProgram(): Command {
         const partial = `${o.output}.partial`;
         await pipeline(Readable.fromWeb(response.body as never), createWriteStream(partial));
         const manifest = await readBackupManifest(partial);
-        const { renameSync } = await import("node:fs");
         renameSync(partial, o.output);
         process.stdout.write(`${JSON.stringify({ archive: resolve(o.output), ...manifest }, null, 2)}\n`);
         return;
       }
-      const config = loadNodeConfig(o.config);
-      const keyWrapper = await openKeyWrapper(config);
-      const { store, chain } = await openChain(config, readGenesis(config.genesisFile), keyWrapper, false);
-      try {
-        const manifest = await backupStore(store, chain.genesis.chainId, o.output, {
+      const manifest = await withStoppedChain(loadNodeConfig(o.config), ({ store, chain }) =>
+        backupStore(store, chain.genesis.chainId, o.output, {
           overwrite: o.overwrite,
           onProgress: (p) => say(`backed up ${p.records} records`),
-        });
-        process.stdout.write(`${JSON.stringify({ archive: resolve(o.output), ...manifest }, null, 2)}\n`);
-      } finally {
-        await store.close();
-        await keyWrapper.close();
-      }
+        }),
+      );
+      process.stdout.write(`${JSON.stringify({ archive: resolve(o.output), ...manifest }, null, 2)}\n`);
     });
 
   program
@@ -354,12 +371,20 @@ export function buildProgram(): Command {
     .option("--json", "print the report as JSON")
     .action(async (o) => {
       const config = loadNodeConfig(o.config);
-      const keyWrapper = await openKeyWrapper(config);
-      let opened: Awaited<ReturnType<typeof openChain>>;
+      let report: Awaited<ReturnType<typeof verifyChain>>;
       try {
-        opened = await openChain(config, readGenesis(config.genesisFile), keyWrapper, false);
+        report = await withStoppedChain(config, ({ store, chain }) =>
+          verifyChain(store, chain, {
+            replay: o.replay,
+            onProgress: (p) =>
+              say(
+                p.phase === "records"
+                  ? `authenticated ${p.done} records`
+                  : `checked ${p.done}/${p.total} blocks`,
+              ),
+          }),
+        );
       } catch (e) {
-        await keyWrapper.close();
         const err = e as { code?: string; message: string };
         if (err.code !== "STORE_CORRUPT_RECORD") throw e;
         // The chain's own head records are damaged: that is a verification result, not a crash.
@@ -367,31 +392,16 @@ export function buildProgram(): Command {
         process.exitCode = 3;
         return;
       }
-      const { store, chain } = opened;
-      try {
-        const report = await verifyChain(store, chain, {
-          replay: o.replay,
-          onProgress: (p) =>
-            say(
-              p.phase === "records"
-                ? `authenticated ${p.done} records`
-                : `checked ${p.done}/${p.total} blocks`,
-            ),
-        });
-        if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-        else {
-          process.stdout.write(
-            `${report.ok ? "OK" : "FAILED"}: ${report.blocks} blocks, ${report.records} records, ${report.transactions} transactions re-executed in ${report.durationMs} ms\n`,
-          );
-          for (const p of report.problems)
-            process.stdout.write(`  ${p.kind}${p.record ? ` ${p.record}` : ""}: ${p.message}\n`);
-          if (report.moreProblems > 0) process.stdout.write(`  ... and ${report.moreProblems} more\n`);
-        }
-        if (!report.ok) process.exitCode = 3;
-      } finally {
-        await store.close();
-        await keyWrapper.close();
+      if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        process.stdout.write(
+          `${report.ok ? "OK" : "FAILED"}: ${report.blocks} blocks, ${report.records} records, ${report.transactions} transactions re-executed in ${report.durationMs} ms\n`,
+        );
+        for (const p of report.problems)
+          process.stdout.write(`  ${p.kind}${p.record ? ` ${p.record}` : ""}: ${p.message}\n`);
+        if (report.moreProblems > 0) process.stdout.write(`  ... and ${report.moreProblems} more\n`);
       }
+      if (!report.ok) process.exitCode = 3;
     });
 
   program

@@ -10,6 +10,8 @@
  * written with its receipts, state and the WAL clean-up in one batch, and only then does the next
  * height start.
  */
+
+import { bytesToHex as hex } from "@ethereumjs/util";
 import {
   type CommitCertificate,
   type ConsensusMessage,
@@ -94,10 +96,6 @@ const STEP_NAMES = {
   [Step.Precommit]: "precommit",
 } as const;
 const ZERO_ADDRESS = new Uint8Array(20);
-
-function hex(bytes: Uint8Array): string {
-  return `0x${Buffer.from(bytes).toString("hex")}`;
-}
 
 type Queued = { input: EngineInput; log: boolean };
 

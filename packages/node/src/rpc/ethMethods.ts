@@ -4,12 +4,12 @@
  * is refused with a clear error rather than answered with the wrong state.
  */
 import { Bloom } from "@ethereumjs/vm";
+import { keccak_256 as keccak256 } from "@noble/hashes/sha3.js";
 import { z } from "zod";
 import type { Chain, StoredBlock } from "../chain/chain.ts";
 import type { StoredLog } from "../chain/records.ts";
 import type { CallContext, CallRequest, CallRunner } from "../execution/call.ts";
 import type { Executor } from "../execution/executor.ts";
-import { stripLeadingZeros } from "../execution/state.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import { RpcError } from "./errors.ts";
 import {
@@ -32,6 +32,8 @@ export interface EthModules {
   clientVersion: string;
   maxLogsBlockRange: number;
   maxLogs: number;
+  /** Most gas one eth_call / eth_estimateGas may use (geth's RPCGasCap). */
+  callGasCap: bigint;
   /** Accounts this node holds keys for (none: keys live in wallets and HSMs). */
   accounts?: string[];
   peerCount(): number;
@@ -70,12 +72,12 @@ const callObject = z.object({
   accessList: z.array(z.unknown()).optional(),
 });
 
-const topicFilter = z.union([hash32, z.null(), z.array(z.union([hash32, z.null()]))]);
+const topicFilter = z.union([hash32, z.null(), z.array(z.union([hash32, z.null()])).max(100)]);
 const logFilter = z.object({
   fromBlock: blockTag.optional(),
   toBlock: blockTag.optional(),
   blockHash: hash32.optional(),
-  address: z.union([address, z.array(address)]).optional(),
+  address: z.union([address, z.array(address).max(1000)]).optional(),
   topics: z.array(topicFilter).max(4).optional(),
 });
 
@@ -154,13 +156,8 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
     const rejected = new Set(execution?.rejected.map((r) => r.index) ?? []);
     let transactions: string[] | Record<string, unknown>[];
     if (!full) {
-      const hashes: string[] = [];
-      for (const i of stored.block.txs.keys()) {
-        if (rejected.has(i)) continue;
-        const receipt = await chain.getReceipt(height, i);
-        if (receipt !== undefined) hashes.push(data(receipt.txHash));
-      }
-      transactions = hashes;
+      // The hash is keccak256 of the signed encoding: no store read per transaction.
+      transactions = stored.block.txs.flatMap((raw, i) => (rejected.has(i) ? [] : [data(keccak256(raw))]));
     } else {
       const txs: Record<string, unknown>[] = [];
       for (const [i, raw] of stored.block.txs.entries()) {
@@ -174,10 +171,13 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
     return formatBlock(stored, execution, transactions, blockGasLimit);
   };
 
+  // eth_call and eth_estimateGas run on the node's event loop: bound them like geth's RPCGasCap
+  // (a block gas limit of 1e9 would let one call burn seconds of CPU).
+  const callGasCap = blockGasLimit < m.callGasCap ? blockGasLimit : m.callGasCap;
   const callContext = (): CallContext => ({
     height: BigInt(chain.head.height + 1),
     timestamp: BigInt(Math.floor(Date.now() / 1000)),
-    blockGasLimit,
+    blockGasLimit: callGasCap,
   });
 
   const callRequest = (o: z.infer<typeof callObject>, defaultGas: bigint): CallRequest => {
@@ -185,8 +185,8 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
     if (o.input !== undefined && o.data !== undefined && o.input !== o.data)
       throw new RpcError(-32602, "both input and data are set and differ");
     const gas = o.gas === undefined ? defaultGas : BigInt(o.gas);
-    if (gas > blockGasLimit)
-      throw new RpcError(-32602, `gas ${gas} exceeds the block gas limit ${blockGasLimit}`);
+    if (gas > callGasCap)
+      throw new RpcError(-32602, `gas ${gas} exceeds this node's call gas cap ${callGasCap}`);
     return {
       from: o.from === undefined ? undefined : bytes(o.from),
       to: o.to === undefined || o.to === null ? undefined : bytes(o.to),
@@ -212,10 +212,7 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
 
   return {
     web3_clientVersion: method(z.tuple([]), () => m.clientVersion),
-    web3_sha3: method(z.tuple([hexData]), async ([input]) => {
-      const { keccak_256 } = await import("@noble/hashes/sha3.js");
-      return data(keccak_256(bytes(input)));
-    }),
+    web3_sha3: method(z.tuple([hexData]), ([input]) => data(keccak256(bytes(input)))),
     net_version: method(z.tuple([]), () => chain.evmChainId.toString()),
     net_listening: method(z.tuple([]), () => true),
     net_peerCount: method(z.tuple([]), () => quantity(m.peerCount())),
@@ -238,7 +235,7 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
       z.tuple([
         z.union([hexQuantity, z.number().int()]),
         blockTag,
-        z.array(z.number().min(0).max(100)).optional(),
+        z.array(z.number().min(0).max(100)).max(100).optional(),
       ]),
       async ([countParam, newest, percentiles]) => {
         const count = Math.min(1024, Number(countParam));
@@ -321,9 +318,9 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
     eth_getStorageAt: method(
       z.tuple([address, z.union([hexQuantity, hash32]), blockParam.optional()]),
       async ([addr, slot, tag]) => {
-        const slotBytes = new Uint8Array(32);
-        const raw = stripLeadingZeros(bytes(`0x${BigInt(slot).toString(16).padStart(64, "0")}`));
-        slotBytes.set(raw, 32 - raw.length);
+        const slotValue = BigInt(slot);
+        if (slotValue >= 1n << 256n) throw new RpcError(-32602, "storage slot does not fit in 32 bytes");
+        const slotBytes = bytes(`0x${slotValue.toString(16).padStart(64, "0")}`);
         const value = await (await stateAt(tag)).getStorage(bytes(addr), slotBytes);
         const out = new Uint8Array(32);
         if (value !== undefined) out.set(value, 32 - value.length);
@@ -332,13 +329,13 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
     ),
     eth_call: method(z.tuple([callObject, blockParam.optional()]), async ([call, tag]) => {
       const state = await stateAt(tag);
-      const result = await m.callRunner.call(callRequest(call, blockGasLimit), state, callContext());
+      const result = await m.callRunner.call(callRequest(call, callGasCap), state, callContext());
       if (!result.success) throw executionReverted(result);
       return data(result.returnValue);
     }),
     eth_estimateGas: method(z.tuple([callObject, blockParam.optional()]), async ([call, tag]) => {
       const state = await stateAt(tag);
-      const { gasLimit: _unused, ...req } = callRequest(call, blockGasLimit);
+      const { gasLimit: _unused, ...req } = callRequest(call, callGasCap);
       const estimate = await m.callRunner.estimateGas(req, state, callContext());
       if (!estimate.ok) throw executionReverted(estimate.result);
       return quantity(estimate.gas);

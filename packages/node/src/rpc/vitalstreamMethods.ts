@@ -50,7 +50,7 @@ function cachedHealth(signer: Signer | null, ttlMs = 5_000) {
       last = {
         at: Date.now(),
         ok: h.ok,
-        detail: h.ok ? `${h.provider} ${h.latencyMs} ms` : `${h.code}: ${h.detail}`,
+        detail: h.ok ? `${h.provider} ${h.latencyMs.toFixed(1)} ms` : `${h.code}: ${h.detail}`,
       };
     } catch (e) {
       last = { at: Date.now(), ok: false, detail: (e as { code?: string }).code ?? "health check failed" };

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { bytesToHex as hex } from "@ethereumjs/util";
 import type { KeyWrapper } from "@vitalstream/hsm";
 import { BackupError } from "../backup/errors.ts";
 import {
@@ -23,10 +24,6 @@ import { type VerifyReport, verifyChain } from "../chain/verify.ts";
 import type { RestRoute } from "../rpc/server.ts";
 import { EncryptedStore, type StoreSnapshot } from "../store/encryptedStore.ts";
 import { Prefix } from "../store/prefixes.ts";
-
-function hex(bytes: Uint8Array): string {
-  return `0x${Buffer.from(bytes).toString("hex")}`;
-}
 
 /** The head as the snapshot holds it (not as the live chain has moved on since). */
 export async function snapshotHead(snapshot: StoreSnapshot, chainId: string): Promise<BackupHead> {

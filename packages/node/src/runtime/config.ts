@@ -44,6 +44,8 @@ export const nodeConfigSchema = z
         maxLogsBlockRange: z.number().int().min(1).default(10_000),
         /** eth_getLogs result limit. */
         maxLogs: z.number().int().min(1).default(10_000),
+        /** Most gas one eth_call or eth_estimateGas may burn (geth's RPCGasCap). */
+        callGasCap: z.number().int().min(21_000).default(50_000_000),
       })
       .default({
         enabled: true,
@@ -52,6 +54,7 @@ export const nodeConfigSchema = z
         corsOrigins: [],
         maxLogsBlockRange: 10_000,
         maxLogs: 10_000,
+        callGasCap: 50_000_000,
       }),
     store: z
       .strictObject({

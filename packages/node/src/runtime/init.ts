@@ -10,6 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
+import { bytesToHex as hex } from "@ethereumjs/util";
 import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { defaultTimeoutOptions } from "@vitalstream/consensus";
@@ -90,10 +91,6 @@ export function devAccounts(count: number): DevAccount[] {
     out.push({ address: wallet.address, privateKey: wallet.privateKey, path });
   }
   return out;
-}
-
-function hex(bytes: Uint8Array): string {
-  return `0x${Buffer.from(bytes).toString("hex")}`;
 }
 
 function writeSecret(path: string, content: string): void {

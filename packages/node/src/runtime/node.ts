@@ -208,6 +208,7 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
         clientVersion: `vitalstream/${VERSION}/node-${process.version}`,
         maxLogsBlockRange: config.rpc.maxLogsBlockRange,
         maxLogs: config.rpc.maxLogs,
+        callGasCap: BigInt(config.rpc.callGasCap),
         peerCount: () => transport.peerCount(),
         notifyTransactions: () => host.notifyTransactions(),
         syncing: () => false,

@@ -14,6 +14,7 @@
  *   batch, fsynced with `sync: true`).
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto";
+import { toHex as hex } from "@vitalstream/consensus";
 import type { KeyWrapper } from "@vitalstream/hsm";
 import { ClassicLevel, type Snapshot } from "classic-level";
 import { StoreError } from "./errors.ts";
@@ -38,10 +39,6 @@ export function storeKey(prefix: number, key: Uint8Array): Uint8Array {
   out[0] = prefix;
   out.set(key, 1);
   return out;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("hex");
 }
 
 function ioError(action: string, e: unknown): StoreError {

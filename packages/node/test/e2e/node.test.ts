@@ -181,9 +181,13 @@ describe("a real client deploys and uses AuditLog", () => {
     expect((await call("eth_getCode", [AUDIT_LOG_ADDRESS, "latest"])).result).toBe(
       auditLogArtifact.deployedBytecode,
     );
-    // AuditLog's _count lives in a storage slot: after one predeploy record, some slot holds 1.
-    const slot = (await call("eth_getStorageAt", [AUDIT_LOG_ADDRESS, "0x0", "latest"])).result as string;
-    expect(slot).toMatch(/^0x[0-9a-f]{64}$/);
+    // AuditLog's layout: AccessControl's _roles at slot 0, then _head (1) and _count (2).
+    const predeploy = new Contract(AUDIT_LOG_ADDRESS, auditLogArtifact.abi, p);
+    const headSlot = (await call("eth_getStorageAt", [AUDIT_LOG_ADDRESS, "0x1", "latest"])).result;
+    expect(headSlot).toBe(await predeploy.getFunction("head")());
+    const countSlot = (await call("eth_getStorageAt", [AUDIT_LOG_ADDRESS, "0x2", "latest"])).result as string;
+    expect(BigInt(countSlot)).toBe(await predeploy.getFunction("count")());
+    expect(BigInt(countSlot)).toBeGreaterThan(0n);
     const gas = (
       await call("eth_estimateGas", [
         {
@@ -335,6 +339,16 @@ describe("bad input gets correct JSON-RPC errors and the node keeps serving", ()
     expect(results.unpermitted.error?.message).toMatch(/sender not permitted/);
     expect(results.nonceTooLow.error?.message).toMatch(/nonce too low/);
     expect((await call("eth_chainId")).result).toBeDefined();
+  });
+
+  it("out-of-range parameters are invalid params, not internal errors", async () => {
+    const slot = await call("eth_getStorageAt", [AUDIT_LOG_ADDRESS, `0x1${"0".repeat(64)}`, "latest"]);
+    expect(slot.error?.code).toBe(-32602);
+    const gas = await call("eth_call", [{ to: AUDIT_LOG_ADDRESS, gas: "0x3b9aca00" }, "latest"]);
+    expect(gas.error?.code).toBe(-32602);
+    expect(gas.error?.message).toMatch(/call gas cap 50000000/);
+    const percentiles = await call("eth_feeHistory", ["0x1", "latest", Array(101).fill(50)]);
+    expect(percentiles.error?.code).toBe(-32602);
   });
 
   it("eth_getLogs refuses a range over the limit", async () => {

@@ -9,6 +9,7 @@ import {
   blockHash,
   decodeBlock,
   encodeBlock,
+  headerFields,
   txsRoot,
 } from "../../src/chain/block.ts";
 
@@ -58,23 +59,6 @@ const uint = (n: number | bigint) => {
   return new Uint8Array(Buffer.from(hex, "hex"));
 };
 
-/** The header as RLP fields, for hand-built (possibly non-canonical) encodings. */
-function headerFields(block: Block): unknown[] {
-  const h = block.header;
-  return [
-    uint(h.version),
-    new TextEncoder().encode(h.chainId),
-    uint(h.height),
-    uint(h.timestampMs),
-    h.parentHash,
-    uint(h.proposerIndex),
-    h.txsRoot,
-    h.lastStateRoot,
-    h.lastReceiptsRoot,
-    h.validatorsHash,
-  ];
-}
-
 /** An RLP list from already-encoded items (to write non-minimal items on purpose). */
 function rawList(items: Uint8Array[]): Uint8Array {
   const payload = Buffer.concat(items);
@@ -84,7 +68,7 @@ function rawList(items: Uint8Array[]): Uint8Array {
 }
 
 function withHeaderField(index: number, value: unknown, block = sampleBlock()): Uint8Array {
-  const fields = headerFields(block);
+  const fields: unknown[] = headerFields(block.header);
   fields[index] = value;
   return RLP.encode([fields as Uint8Array[], block.txs]);
 }
@@ -214,7 +198,7 @@ describe("decodeBlock refuses non-canonical and malformed encodings, naming the 
 
   it("an extra or missing field, in the header or the block", () => {
     const block = sampleBlock();
-    const fields = headerFields(block) as Uint8Array[];
+    const fields = headerFields(block.header);
     expect(decodeError(RLP.encode([[...fields, Uint8Array.of(1)], []])).message).toBe(
       "header must have 10 fields",
     );
@@ -248,7 +232,7 @@ describe("decodeBlock refuses non-canonical and malformed encodings, naming the 
     expect(decodeError(withHeaderField(2, [Uint8Array.of(1)])).message).toBe("height must be a byte string");
     expect(decodeError(withHeaderField(4, [hash(1)])).message).toBe("parentHash must be a byte string");
     expect(decodeError(withHeaderField(1, [])).message).toBe("chainId must be a byte string");
-    const fields = headerFields(sampleBlock()) as Uint8Array[];
+    const fields = headerFields(sampleBlock().header);
     expect(
       decodeError(RLP.encode([fields, [Uint8Array.of(1), [Uint8Array.of(2)]] as Uint8Array[]])).message,
     ).toBe("tx 1 must be a byte string");
@@ -279,7 +263,7 @@ describe("decodeBlock refuses non-canonical and malformed encodings, naming the 
 
   it("non-minimal RLP: a small integer or a one-byte transaction written with a string prefix", () => {
     const block = sampleBlock({}, [Uint8Array.of(5)]);
-    const items = (headerFields(block) as Uint8Array[]).map((f) => RLP.encode(f));
+    const items = headerFields(block.header).map((f) => RLP.encode(f));
     const canonical = rawList([rawList(items), rawList([RLP.encode(Uint8Array.of(5))])]);
     expect(canonical).toEqual(encodeBlock(block)); // the helper builds the real encoding
     expect(decodeBlock(canonical)).toEqual(block);

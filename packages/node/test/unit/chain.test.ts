@@ -61,6 +61,7 @@ import {
   WRITER_ROLE,
   writer,
 } from "../fixtures/execution.ts";
+import { reversedKeys } from "../fixtures/json.ts";
 import { passphraseWrapper, tempDir } from "../fixtures/store.ts";
 
 const CHAIN_ID = "vs-chain-test";
@@ -727,18 +728,6 @@ describe("record encodings", () => {
     expect(Buffer.compare(heightIndexKey(7, 1), heightIndexKey(7, 256))).toBeLessThan(0);
   });
 });
-
-/** The same JSON value with keys in reverse order at every level. */
-function reversedKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(reversedKeys);
-  if (value !== null && typeof value === "object")
-    return Object.fromEntries(
-      Object.entries(value)
-        .reverse()
-        .map(([k, v]) => [k, reversedKeys(v)]),
-    );
-  return value;
-}
 
 function sampleLog(): StoredLog {
   return {

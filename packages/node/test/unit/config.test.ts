@@ -114,6 +114,7 @@ describe("loadNodeConfig", () => {
         corsOrigins: [],
         maxLogsBlockRange: 10_000,
         maxLogs: 10_000,
+        callGasCap: 50_000_000,
         adminTokenFile: undefined,
         tls: undefined,
       },

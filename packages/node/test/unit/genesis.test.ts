@@ -28,6 +28,7 @@ import {
   initNetwork,
 } from "../../src/runtime/init.ts";
 import { readGenesis } from "../../src/runtime/node.ts";
+import { reversedKeys } from "../fixtures/json.ts";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Path = (string | number)[];
@@ -101,18 +102,6 @@ function changed(value: Json): Json {
     return `${value}x`;
   }
   throw new Error(`unexpected leaf ${JSON.stringify(value)}`);
-}
-
-/** Keys in reverse order, at every level (arrays keep their order: it is meaningful). */
-function reversedKeys(value: Json): Json {
-  if (Array.isArray(value)) return value.map(reversedKeys);
-  if (value !== null && typeof value === "object")
-    return Object.fromEntries(
-      Object.entries(value)
-        .reverse()
-        .map(([k, v]) => [k, reversedKeys(v)]),
-    );
-  return value;
 }
 
 describe("vitalstream init", () => {

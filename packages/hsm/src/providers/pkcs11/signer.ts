@@ -13,10 +13,10 @@ import { normaliseP256, sha256 } from "../../signature.ts";
 import { CKM_EDDSA } from "./constants.ts";
 import { toHsmError } from "./errors.ts";
 import { findSigningKey, type SigningKey } from "./keys.ts";
-import { Pkcs11Module } from "./module.ts";
-import { checkPkcs11Config, defaultPkcs11Options, type Pkcs11Options } from "./options.ts";
-import { SessionPool, type SessionPoolMetrics } from "./sessionPool.ts";
-import { pkcs11KeyUri, readPin } from "./token.ts";
+import type { Pkcs11Module } from "./module.ts";
+import { openPkcs11Key } from "./openKey.ts";
+import type { Pkcs11Options } from "./options.ts";
+import type { SessionPool, SessionPoolMetrics } from "./sessionPool.ts";
 
 export interface Pkcs11Signer extends Signer {
   /** Plain numbers about the session pool (the node turns them into metrics). */
@@ -125,31 +125,10 @@ export async function createPkcs11Signer(
   config: Pkcs11Config,
   options: Partial<Pkcs11Options> = {},
 ): Promise<Pkcs11Signer> {
-  const cfg = checkPkcs11Config(config);
-  const keyId = pkcs11KeyUri(cfg.tokenLabel, cfg.keyLabel);
-  const meta: HsmErrorMeta = { provider: "pkcs11", keyId };
-  readPin(cfg.pinFile, meta); // a missing or empty PIN file is a configuration error, before any library call
-  const mod = await Pkcs11Module.open(cfg.library);
-  const pool = new SessionPool<SigningKey>(
-    mod,
-    {
-      library: cfg.library,
-      tokenLabel: cfg.tokenLabel,
-      pinFile: cfg.pinFile,
-      size: cfg.poolSize,
-      meta,
-      resolve: (p, session) => findSigningKey(p, session, cfg.tokenLabel, cfg.keyLabel, meta),
-      sameKey: (a, b) =>
-        a.algorithm === b.algorithm && Buffer.from(a.publicKey).equals(Buffer.from(b.publicKey)),
-    },
-    { ...defaultPkcs11Options, ...options },
-  );
-  try {
-    const key = await pool.start();
-    return new Pkcs11SignerImpl(keyId, key, pool, mod, meta);
-  } catch (e) {
-    await pool.close();
-    await mod.release();
-    throw toHsmError(e, `opening ${keyId}`, meta);
-  }
+  const { keyId, key, pool, mod, meta } = await openPkcs11Key<SigningKey>(config, options, {
+    resolve: (p, session, cfg, keyMeta) => findSigningKey(p, session, cfg.tokenLabel, cfg.keyLabel, keyMeta),
+    sameKey: (a, b) =>
+      a.algorithm === b.algorithm && Buffer.from(a.publicKey).equals(Buffer.from(b.publicKey)),
+  });
+  return new Pkcs11SignerImpl(keyId, key, pool, mod, meta);
 }

@@ -18,12 +18,12 @@ import {
   WRAP_IV_BYTES,
   WRAP_TAG_BITS,
 } from "./constants.ts";
-import { ckrName, ckrOf, toHsmError } from "./errors.ts";
+import { ckrName, ckrOf } from "./errors.ts";
 import { findWrapKey } from "./keys.ts";
-import { Pkcs11Module } from "./module.ts";
-import { checkPkcs11Config, defaultPkcs11Options, type Pkcs11Options } from "./options.ts";
-import { SessionPool } from "./sessionPool.ts";
-import { pkcs11KeyUri, readPin } from "./token.ts";
+import type { Pkcs11Module } from "./module.ts";
+import { openPkcs11Key } from "./openKey.ts";
+import type { Pkcs11Options } from "./options.ts";
+import type { SessionPool } from "./sessionPool.ts";
 
 export const PKCS11_WRAP_MECHANISM = "CKM_AES_GCM";
 
@@ -234,31 +234,10 @@ export async function createPkcs11KeyWrapper(
   config: Pkcs11Config,
   options: Partial<Pkcs11Options> = {},
 ): Promise<KeyWrapper> {
-  const cfg = checkPkcs11Config(config);
-  const keyId = pkcs11KeyUri(cfg.tokenLabel, cfg.keyLabel);
-  const meta: HsmErrorMeta = { provider: "pkcs11", keyId };
-  readPin(cfg.pinFile, meta);
-  const mod = await Pkcs11Module.open(cfg.library);
-  const pool = new SessionPool<Buffer>(
-    mod,
-    {
-      library: cfg.library,
-      tokenLabel: cfg.tokenLabel,
-      pinFile: cfg.pinFile,
-      size: cfg.poolSize,
-      meta,
-      resolve: (p, session) => findWrapKey(p, session, cfg.tokenLabel, cfg.keyLabel, meta),
-      // Secret keys have no public part to compare; a replaced key shows up as HSM_UNWRAP_FAILED.
-      sameKey: () => true,
-    },
-    { ...defaultPkcs11Options, ...options },
-  );
-  try {
-    await pool.start();
-    return new Pkcs11KeyWrapper(keyId, pool, mod, meta);
-  } catch (e) {
-    await pool.close();
-    await mod.release();
-    throw toHsmError(e, `opening ${keyId}`, meta);
-  }
+  const { keyId, pool, mod, meta } = await openPkcs11Key<Buffer>(config, options, {
+    resolve: (p, session, cfg, keyMeta) => findWrapKey(p, session, cfg.tokenLabel, cfg.keyLabel, keyMeta),
+    // Secret keys have no public part to compare; a replaced key shows up as HSM_UNWRAP_FAILED.
+    sameKey: () => true,
+  });
+  return new Pkcs11KeyWrapper(keyId, pool, mod, meta);
 }
