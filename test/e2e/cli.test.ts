@@ -25,7 +25,17 @@ describe("vitalstream devnet", () => {
     const start = () => {
       const child = spawn(
         process.execPath,
-        [BIN, "devnet", "--dir", dir, "--rpc-base-port", String(port), "--no-status"],
+        [
+          BIN,
+          "devnet",
+          "--dir",
+          dir,
+          "--rpc-base-port",
+          String(port),
+          "--p2p-base-port",
+          String(port + 10_000),
+          "--no-status",
+        ],
         {
           stdio: ["ignore", "pipe", "pipe"],
         },
@@ -45,7 +55,7 @@ describe("vitalstream devnet", () => {
       const h = await height(url);
       return h !== undefined && h >= 3 ? h : undefined;
     });
-    expect(first.output()).toContain(`JSON-RPC ${url}`);
+    for (let i = 0; i < 4; i++) expect(first.output()).toContain(`JSON-RPC http://127.0.0.1:${port + i}`);
     expect(first.output()).toMatch(/DEVELOPMENT ONLY/);
     const accounts = JSON.parse(readFileSync(join(dir, "accounts.json"), "utf8"));
     expect(accounts.accounts).toHaveLength(10);
@@ -95,9 +105,10 @@ describe("vitalstream devnet", () => {
     const status = await cli(["status", "--rpc", url]);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^chain\s+vitalstream-devnet/m);
-    expect(status.stdout).toMatch(/proposer validator-0/);
+    expect(status.stdout).toMatch(/proposer validator-[0-3]/);
+    expect(status.stdout).toMatch(/validators 4, peers 3/);
     const json = await cli(["status", "--rpc", url, "--json"]);
-    expect(JSON.parse(json.stdout).validators).toHaveLength(1);
+    expect(JSON.parse(json.stdout).validators).toHaveLength(4);
 
     const stopped = new Promise((d) => second.child.once("exit", d));
     second.child.kill("SIGTERM");
@@ -135,7 +146,19 @@ describe("keys, offline backup and errors", () => {
     port += 5;
     const net = join(dir, "net");
     expect(
-      (await cli(["init", "--dir", net, "--rpc-base-port", String(port), "--dev-accounts", "2"])).code,
+      (
+        await cli([
+          "init",
+          "--dir",
+          net,
+          "--rpc-base-port",
+          String(port),
+          "--p2p-base-port",
+          String(port + 10_000),
+          "--dev-accounts",
+          "2",
+        ])
+      ).code,
     ).toBe(0);
     const config = join(net, "validator-0/config.json");
     const shown = JSON.parse((await cli(["keys", "show", "--config", config])).stdout);

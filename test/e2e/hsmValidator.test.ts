@@ -60,6 +60,8 @@ describe.skipIf("missing" in install)("a validator whose key lives in a PKCS#11 
         join(dir, "signers.json"),
         "--rpc-base-port",
         String(port),
+        "--p2p-base-port",
+        String(port + 10_000),
       ],
       { env },
     );

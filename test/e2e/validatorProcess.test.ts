@@ -45,6 +45,8 @@ async function init(): Promise<Net> {
     "1",
     "--rpc-base-port",
     String(port),
+    "--p2p-base-port",
+    String(port + 10_000),
     "--dev-accounts",
     "6",
     "--empty-block-interval",

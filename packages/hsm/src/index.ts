@@ -6,6 +6,7 @@ export type { JournalHeader, SignRecord } from "./guard/journal.ts";
 export * from "./interface.ts";
 // Provider-specific helpers (provisioning, keystore creation); signers come from the registry.
 export { createKeystore, readKeystore, unlockKeystore } from "./providers/local/index.ts";
+export { provisionPkcs11Key } from "./providers/pkcs11/index.ts";
 export * from "./registry.ts";
 export * from "./retry.ts";
 export * from "./revocation.ts";

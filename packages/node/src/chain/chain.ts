@@ -298,6 +298,11 @@ export class Chain {
     return height === undefined ? undefined : this.getBlock(height);
   }
 
+  /** The certificate exactly as stored (what block sync sends). */
+  async getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.store.get(Prefix.Certificate, heightKey(height));
+  }
+
   async getCertificate(height: number): Promise<CommitCertificate | undefined> {
     const bytes = await this.store.get(Prefix.Certificate, heightKey(height));
     if (bytes === undefined) return undefined;

@@ -4,23 +4,29 @@
  * runs resume the same chain. Prints where everything is, then one live status line; Ctrl-C stops
  * every validator cleanly.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { provisionPkcs11Key } from "@vitalstream/hsm";
 import { initNetwork } from "../runtime/init.ts";
 
 export interface DevnetOptions {
   dir: string;
   validators: number;
+  observers: number;
   rpcBasePort: number;
+  p2pBasePort: number;
   devAccounts: number;
+  /** Where validator keys live on first run: local keystores, or SoftHSM2 tokens (PKCS#11). */
+  hsm: "local" | "softhsm";
   statusLine: boolean;
 }
 
 const BIN = fileURLToPath(new URL("../../bin/vitalstream.js", import.meta.url));
 
-interface Validator {
+interface Member {
   name: string;
   dir: string;
   rpc: string;
@@ -29,35 +35,105 @@ interface Validator {
   exited?: string;
 }
 
+interface NodeStatus {
+  head: { height: number };
+  round: number;
+  peers: number;
+}
+
 function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(path, "utf8")) as T;
 }
 
-async function status(
-  url: string,
-): Promise<{ head: { height: number }; round: number; peers: number } | null> {
+async function post(url: string, method: string, params: unknown[]): Promise<unknown> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+    signal: AbortSignal.timeout(1000),
+  });
+  return ((await r.json()) as { result?: unknown }).result;
+}
+
+async function status(url: string): Promise<NodeStatus | null> {
   try {
     const r = await fetch(`${url}/consensus/status`, { signal: AbortSignal.timeout(1000) });
-    return (await r.json()) as { head: { height: number }; round: number; peers: number };
+    return (await r.json()) as NodeStatus;
   } catch {
     return null;
   }
 }
 
+/**
+ * SoftHSM2 for the devnet: one token per validator under <dir>/softhsm, each holding an Ed25519
+ * consensus key generated inside it. Returns the provider configs for init, and the environment
+ * (SOFTHSM2_CONF) every validator process needs.
+ */
+async function provisionSoftHsm(
+  dir: string,
+  validators: number,
+  out: (line: string) => void,
+): Promise<{ signerConfigs: Record<string, unknown>[]; env: Record<string, string> }> {
+  const util = ["/usr/bin/softhsm2-util", "/usr/local/bin/softhsm2-util"].find((p) => existsSync(p));
+  const library = [
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+  ].find((p) => existsSync(p));
+  if (util === undefined || library === undefined)
+    throw new Error("--hsm softhsm needs SoftHSM2 (apt-get install softhsm2)");
+  const hsmDir = join(dir, "softhsm");
+  mkdirSync(join(hsmDir, "tokens"), { recursive: true });
+  const conf = join(hsmDir, "softhsm2.conf");
+  writeFileSync(
+    conf,
+    `directories.tokendir = ${join(hsmDir, "tokens")}\nobjectstore.backend = file\nlog.level = ERROR\n`,
+  );
+  process.env.SOFTHSM2_CONF = conf;
+  const signerConfigs: Record<string, unknown>[] = [];
+  for (let i = 0; i < validators; i++) {
+    const label = `validator-${i}`;
+    const pin = randomBytes(12).toString("hex");
+    const pinFile = join(hsmDir, `${label}.pin`);
+    writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 });
+    execFileSync(
+      util,
+      ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", randomBytes(12).toString("hex")],
+      { env: { ...process.env, SOFTHSM2_CONF: conf }, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    const signer = { provider: "pkcs11", library, tokenLabel: label, pinFile, keyLabel: "consensus" };
+    out(`  ${label}: generating an Ed25519 key inside SoftHSM2 token "${label}"`);
+    await provisionPkcs11Key({ ...signer, algorithm: "ed25519" } as Parameters<typeof provisionPkcs11Key>[0]);
+    signerConfigs.push(signer);
+  }
+  return { signerConfigs, env: { SOFTHSM2_CONF: conf } };
+}
+
 export async function runDevnet(opts: DevnetOptions): Promise<void> {
   const dir = resolve(opts.dir);
   const out = (line: string) => process.stdout.write(`${line}\n`);
+  const childEnv: NodeJS.ProcessEnv = { ...process.env };
   if (!existsSync(join(dir, "genesis.json"))) {
-    out(`creating a ${opts.validators}-validator devnet in ${dir}`);
+    out(
+      `creating a ${opts.validators}-validator devnet${opts.observers > 0 ? ` with ${opts.observers} observer(s)` : ""} in ${dir}`,
+    );
+    mkdirSync(dir, { recursive: true });
+    const hsm = opts.hsm === "softhsm" ? await provisionSoftHsm(dir, opts.validators, out) : undefined;
+    Object.assign(childEnv, hsm?.env);
     await initNetwork({
       dir,
       validators: opts.validators,
+      observers: opts.observers,
       rpcBasePort: opts.rpcBasePort,
+      p2pBasePort: opts.p2pBasePort,
       devAccounts: opts.devAccounts,
+      ...(hsm === undefined ? {} : { signerConfigs: hsm.signerConfigs }),
       onProgress: (m) => out(`  ${m}`),
     });
   } else {
     out(`resuming the devnet in ${dir}`);
+    const conf = join(dir, "softhsm", "softhsm2.conf");
+    if (existsSync(conf)) childEnv.SOFTHSM2_CONF = conf;
   }
   const genesis = readJson<{
     chainId: string;
@@ -65,35 +141,42 @@ export async function runDevnet(opts: DevnetOptions): Promise<void> {
     validators: { name: string }[];
     contracts: Record<string, string>;
   }>(join(dir, "genesis.json"));
-  const validators: Validator[] = genesis.validators.map((v) => {
-    const vdir = join(dir, v.name);
-    const config = readJson<{ rpc: { host: string; port: number } }>(join(vdir, "config.json"));
+  const names = [
+    ...genesis.validators.map((v) => v.name),
+    ...readdirSync(dir).filter((d) => /^observer-\d+$/.test(d) && existsSync(join(dir, d, "config.json"))),
+  ];
+  const members: Member[] = names.map((name) => {
+    const mdir = join(dir, name);
+    const config = readJson<{ rpc: { host: string; port: number } }>(join(mdir, "config.json"));
     return {
-      name: v.name,
-      dir: vdir,
+      name,
+      dir: mdir,
       rpc: `http://${config.rpc.host}:${config.rpc.port}`,
-      log: join(vdir, "node.log"),
+      log: join(mdir, "node.log"),
     };
   });
 
   let stopping = false;
-  for (const v of validators) {
-    const logFd = openSync(v.log, "a");
-    const child = spawn(process.execPath, [BIN, "start", "--config", join(v.dir, "config.json")], {
+  for (const m of members) {
+    const logFd = openSync(m.log, "a");
+    const child = spawn(process.execPath, [BIN, "start", "--config", join(m.dir, "config.json")], {
       stdio: ["ignore", logFd, logFd],
-      env: process.env,
+      env: childEnv,
     });
-    v.child = child;
+    m.child = child;
     child.on("exit", (code, signal) => {
-      v.exited = signal ?? `exit ${code}`;
-      if (!stopping) process.stderr.write(`\n${v.name} stopped (${v.exited}); its log: ${v.log}\n`);
+      m.exited = signal ?? `exit ${code}`;
+      if (!stopping) process.stderr.write(`\n${m.name} stopped (${m.exited}); its log: ${m.log}\n`);
     });
   }
 
   const accountsFile = join(dir, "accounts.json");
   out("");
   out(`chain ${genesis.chainId}, EVM chain id ${genesis.evmChainId}`);
-  for (const v of validators) out(`  ${v.name}: JSON-RPC ${v.rpc}  log ${v.log}`);
+  for (const m of members) {
+    const config = readJson<{ p2p?: { listen?: string[] } }>(join(m.dir, "config.json"));
+    out(`  ${m.name}: JSON-RPC ${m.rpc}  p2p ${config.p2p?.listen?.[0] ?? "off"}  log ${m.log}`);
+  }
   for (const [name, address] of Object.entries(genesis.contracts)) out(`  ${name} predeployed at ${address}`);
   if (existsSync(accountsFile)) {
     const accounts = readJson<{ accounts: { address: string; privateKey: string }[] }>(accountsFile).accounts;
@@ -105,46 +188,50 @@ export async function runDevnet(opts: DevnetOptions): Promise<void> {
   out("");
   out("Ctrl-C stops the devnet; npm start again resumes it.");
 
-  let lastHeight = -1;
-  let lastTime = Date.now();
-  let lastTxs = 0;
+  // Transactions per second over the last 10 s of committed blocks (counted from block bodies).
+  const recent: { at: number; txs: number }[] = [];
+  let counted = -1;
+  let printed = -1;
   const timer = setInterval(async () => {
-    const s = await status(validators[0]!.rpc);
+    const statuses = await Promise.all(members.map((m) => (m.exited === undefined ? status(m.rpc) : null)));
+    const live = statuses.filter((s): s is NodeStatus => s !== null);
+    const best = live.reduce<NodeStatus | null>(
+      (a, s) => (a === null || s.head.height > a.head.height ? s : a),
+      null,
+    );
+    const now = Date.now();
+    if (best !== null) {
+      const source = members[statuses.indexOf(best)]!.rpc;
+      if (counted < 0) counted = best.head.height;
+      for (let h = Math.max(counted + 1, best.head.height - 50); h <= best.head.height; h++) {
+        try {
+          const n = (await post(source, "eth_getBlockTransactionCountByNumber", [
+            `0x${h.toString(16)}`,
+          ])) as string;
+          recent.push({ at: now, txs: Number(n) });
+        } catch {
+          break;
+        }
+        counted = h;
+      }
+    }
+    while (recent.length > 0 && recent[0]!.at < now - 10_000) recent.shift();
+    const txRate = recent.reduce((a, r) => a + r.txs, 0) / 10;
     if (!opts.statusLine || !process.stdout.isTTY) {
-      if (s !== null && s.head.height !== lastHeight && s.head.height % 100 === 0)
-        out(`height ${s.head.height}`);
-      if (s !== null) lastHeight = s.head.height;
+      // Not a terminal (a log file, CI): one line per 100 blocks instead of a live line.
+      const hundred = best === null ? -1 : Math.floor(best.head.height / 100);
+      if (best !== null && hundred > printed) {
+        printed = hundred;
+        out(`height ${best.head.height}  peers ${best.peers}  nodes up ${live.length}/${members.length}`);
+      }
       return;
     }
-    const now = Date.now();
-    let txRate = 0;
-    try {
-      const r = await fetch(validators[0]!.rpc, {
-        method: "POST",
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "eth_getBlockByNumber",
-          params: ["latest", false],
-        }),
-        signal: AbortSignal.timeout(1000),
-      });
-      const block = ((await r.json()) as { result: { transactions: string[] } }).result;
-      const txs = block.transactions.length;
-      txRate =
-        s !== null && s.head.height !== lastHeight ? (txs + lastTxs) / 2 / ((now - lastTime) / 1000) : 0;
-      lastTxs = txs;
-    } catch {}
-    const up = validators.filter((v) => v.exited === undefined).length;
+    const minPeers = live.length === 0 ? 0 : Math.min(...live.map((s) => s.peers));
     const line =
-      s === null
-        ? `waiting for ${validators[0]!.rpc} ...`
-        : `height ${s.head.height}  round ${s.round}  peers ${s.peers}  validators up ${up}/${validators.length}  ~${txRate.toFixed(0)} tx/s`;
+      best === null
+        ? `waiting for ${members[0]!.rpc} ...`
+        : `height ${best.head.height}  round ${best.round}  peers ${minPeers}/${members.length - 1}  nodes up ${live.length}/${members.length}  ${txRate.toFixed(0)} tx/s`;
     process.stdout.write(`\r${line.padEnd(90)}`);
-    if (s !== null && s.head.height !== lastHeight) {
-      lastHeight = s.head.height;
-      lastTime = now;
-    }
   }, 1000);
 
   await new Promise<void>((done) => {
@@ -152,24 +239,24 @@ export async function runDevnet(opts: DevnetOptions): Promise<void> {
       if (stopping) return;
       stopping = true;
       clearInterval(timer);
-      out("\nstopping validators ...");
-      let remaining = validators.filter((v) => v.child !== undefined && v.exited === undefined).length;
+      out("\nstopping the devnet ...");
+      let remaining = members.filter((m) => m.child !== undefined && m.exited === undefined).length;
       if (remaining === 0) done();
-      for (const v of validators) {
-        if (v.child === undefined || v.exited !== undefined) continue;
-        v.child.once("exit", () => {
+      for (const m of members) {
+        if (m.child === undefined || m.exited !== undefined) continue;
+        m.child.once("exit", () => {
           remaining--;
           if (remaining === 0) done();
         });
-        v.child.kill("SIGTERM");
-        setTimeout(() => v.child?.kill("SIGKILL"), 15_000).unref();
+        m.child.kill("SIGTERM");
+        setTimeout(() => m.child?.kill("SIGKILL"), 15_000).unref();
       }
     };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
-    // If every validator died on its own, stop too (the logs say why).
+    // If every node died on its own, stop too (the logs say why).
     const watch = setInterval(() => {
-      if (validators.every((v) => v.exited !== undefined)) {
+      if (members.every((m) => m.exited !== undefined)) {
         clearInterval(watch);
         if (!stopping) {
           process.exitCode = 1;

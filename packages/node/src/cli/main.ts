@@ -18,6 +18,7 @@ import { initNetwork } from "../runtime/init.ts";
 import { createLogger } from "../runtime/logger.ts";
 import { openChain, openKeyWrapper, openSigner, readGenesis, startNode } from "../runtime/node.ts";
 import { VERSION } from "../runtime/version.ts";
+import { defaultCertsOptions, runCerts } from "./certs.ts";
 import { runDevnet } from "./devnet.ts";
 
 function int(name: string, min: number, max: number) {
@@ -122,6 +123,14 @@ export function buildProgram(): Command {
       8545,
     )
     .option(
+      "--p2p-base-port <port>",
+      "libp2p TCP port of validator-0 (validator-i uses port + i)",
+      int("--p2p-base-port", 1, 65535),
+      26656,
+    )
+    .option("--p2p-host <host>", "IPv4 address the nodes listen on and dial each other at", "127.0.0.1")
+    .option("--observers <n>", "non-voting observer nodes (observer-N/)", int("--observers", 0, 100), 0)
+    .option(
       "--dev-accounts <n>",
       "funded, permitted development accounts (public mnemonic; 0 for none)",
       int("--dev-accounts", 0, 10_000),
@@ -148,6 +157,9 @@ export function buildProgram(): Command {
         algorithm: o.algorithm,
         signerConfigs,
         rpcBasePort: o.rpcBasePort,
+        p2pBasePort: o.p2pBasePort,
+        p2pHost: o.p2pHost,
+        observers: o.observers,
         devAccounts: o.devAccounts,
         senders: o.sender ?? [],
         admin: o.admin,
@@ -155,7 +167,16 @@ export function buildProgram(): Command {
         onProgress: say,
       });
       process.stdout.write(
-        `${JSON.stringify({ genesis: result.genesisFile, validators: result.validatorDirs, accounts: result.accounts.length }, null, 2)}\n`,
+        `${JSON.stringify(
+          {
+            genesis: result.genesisFile,
+            validators: result.validatorDirs,
+            observers: result.observerDirs,
+            accounts: result.accounts.length,
+          },
+          null,
+          2,
+        )}\n`,
       );
     });
 
@@ -405,19 +426,43 @@ export function buildProgram(): Command {
     });
 
   program
+    .command("certs")
+    .description(
+      "development consortium PKI: a CA in <dir>/pki and a certificate per validator binding its node id (p2p.pki)",
+    )
+    .requiredOption("--dir <dir>", "a network directory made by init (genesis.json, validator-N/)")
+    .option("--days <n>", "certificate validity", int("--days", 1, 3650), defaultCertsOptions.days)
+    .action(async (o) => {
+      await runCerts({ dir: o.dir, days: o.days, out: say });
+    });
+
+  program
     .command("devnet")
     .description("run a local development network (validators as separate processes, JSON-RPC from :8545)")
     .option("--dir <dir>", "network directory (created on first run, resumed after)", ".devnet")
-    .option("--validators <n>", "validators on first run", int("--validators", 1, 16), 1)
+    .option("--validators <n>", "validators on first run", int("--validators", 1, 16), 4)
+    .option("--observers <n>", "non-voting observers on first run", int("--observers", 0, 16), 0)
     .option("--rpc-base-port <port>", "JSON-RPC port of validator-0", int("--rpc-base-port", 1, 65535), 8545)
+    .option("--p2p-base-port <port>", "libp2p port of validator-0", int("--p2p-base-port", 1, 65535), 26656)
     .option("--dev-accounts <n>", "development accounts on first run", int("--dev-accounts", 1, 10_000), 10)
+    .addOption(
+      new Option(
+        "--hsm <provider>",
+        "where validator keys live on first run (softhsm: a SoftHSM2 token via PKCS#11)",
+      )
+        .choices(["local", "softhsm"])
+        .default("local"),
+    )
     .option("--no-status", "no live status line")
     .action(async (o) => {
       await runDevnet({
         dir: o.dir,
         validators: o.validators,
+        observers: o.observers,
         rpcBasePort: o.rpcBasePort,
+        p2pBasePort: o.p2pBasePort,
         devAccounts: o.devAccounts,
+        hsm: o.hsm,
         statusLine: o.status,
       });
     });

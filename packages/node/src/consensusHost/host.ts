@@ -17,14 +17,17 @@ import {
   type ConsensusMessage,
   createEngine,
   createNodeCryptoVerify,
+  decodeCertificate,
   type Engine,
   type EngineAction,
   type EngineInput,
+  MessageType,
   Step,
   sha256,
   signedMessage,
   type TimeoutOptions,
   type ValidatorSet,
+  verifyCertificate,
 } from "@vitalstream/consensus";
 import type { GuardedSigner } from "@vitalstream/hsm";
 import type { Logger } from "pino";
@@ -39,12 +42,26 @@ import { ConsensusWal, type WalInput } from "./wal.ts";
 export interface ConsensusTransport {
   broadcast(message: ConsensusMessage): void;
   peerCount(): number;
+  /** A peer relayed a message the engine refused as forged or invalid. */
+  penalise?(peer: string, reason: string): void;
 }
+
+/** A committed block from a peer (block sync), not yet trusted. */
+export interface CommittedBlock {
+  block: Uint8Array;
+  certificate: Uint8Array;
+}
+
+export type ApplyResult =
+  | { ok: true; committed: number }
+  | { ok: false; committed: number; reason: string; invalid: boolean };
 
 export interface ConsensusHostOptions {
   timeouts: TimeoutOptions;
   emptyBlockIntervalMs: number;
   commitIntervalMs: number;
+  /** While a height makes no progress, re-send what we hold for it this often (0: never). */
+  regossipMs?: number;
 }
 
 export interface ConsensusHostModules {
@@ -69,6 +86,9 @@ export interface ConsensusCounters {
   txsCommitted: number;
   /** Rounds the last committed height needed (1 = decided in round 0). */
   lastRounds: number;
+  /** Blocks committed from peers' certificates (block sync) rather than by our engine. */
+  blocksSynced: number;
+  regossips: number;
 }
 
 export interface ConsensusStatus {
@@ -97,7 +117,19 @@ const STEP_NAMES = {
 } as const;
 const ZERO_ADDRESS = new Uint8Array(20);
 
-type Queued = { input: EngineInput; log: boolean };
+type Queued = { input: EngineInput; log: boolean; from?: string };
+type SyncJob = { blocks: CommittedBlock[]; done(result: ApplyResult): void };
+
+/** Refusals that prove the relaying peer sent something forged or malformed. */
+const PUNISHABLE = new Set([
+  "MESSAGE_MALFORMED",
+  "MESSAGE_WRONG_CHAIN",
+  "MESSAGE_UNKNOWN_VALIDATOR",
+  "MESSAGE_BAD_SIGNATURE",
+  "MESSAGE_NOT_PROPOSER",
+  "MESSAGE_VALUE_HASH_MISMATCH",
+  "MESSAGE_INVALID_POL_ROUND",
+]);
 
 export class ConsensusHost {
   readonly counters: ConsensusCounters = {
@@ -110,6 +142,8 @@ export class ConsensusHost {
     evidence: 0,
     txsCommitted: 0,
     lastRounds: 0,
+    blocksSynced: 0,
+    regossips: 0,
   };
   private readonly opts: ConsensusHostOptions;
   private readonly chain: Chain;
@@ -131,6 +165,10 @@ export class ConsensusHost {
   private haltReason: string | null = null;
   private committing = false;
   private lastCommit: { height: number; timeMs: number; hash: Uint8Array } | null = null;
+  private engineHeight = 0;
+  private readonly syncJobs: SyncJob[] = [];
+  private ownMessages: ConsensusMessage[] = [];
+  private lastProgress = "";
 
   constructor(opts: ConsensusHostOptions, modules: ConsensusHostModules) {
     this.opts = opts;
@@ -152,6 +190,15 @@ export class ConsensusHost {
     this.selfKey = this.signer === null ? null : await this.signer.signer.publicKey();
     this.running = true;
     await this.startHeight(this.chain.head.height + 1);
+    const regossipMs = this.opts.regossipMs ?? 0;
+    if (regossipMs > 0) {
+      const tick = () =>
+        this.later(regossipMs, () => {
+          this.regossip();
+          tick();
+        });
+      tick();
+    }
   }
 
   async stop(): Promise<void> {
@@ -161,12 +208,41 @@ export class ConsensusHost {
     for (const wake of this.txWaiters) wake();
     this.txWaiters = [];
     this.queue.length = 0;
+    for (const job of this.syncJobs.splice(0))
+      job.done({ ok: false, committed: 0, reason: "the node is stopping", invalid: false });
     await this.draining;
   }
 
-  /** A message from the network (already decoded). */
-  receive(message: ConsensusMessage): void {
-    this.enqueue({ type: "message", message }, true);
+  /** A message from the network (already decoded); `from` is the peer that sent it. */
+  receive(message: ConsensusMessage, from?: string): void {
+    this.enqueue({ type: "message", message }, true, from);
+  }
+
+  /**
+   * Block sync: commits blocks a peer says are committed, in order from our next height, each only
+   * after its commit certificate verifies against the validator set of its height (more than two
+   * thirds of the voting power signed exactly these bytes). Runs in the consensus queue, so it
+   * never races the engine; consensus restarts at the new height afterwards.
+   */
+  applyCommitted(blocks: CommittedBlock[]): Promise<ApplyResult> {
+    return new Promise((done) => {
+      if (!this.running || this.haltReason !== null) {
+        done({
+          ok: false,
+          committed: 0,
+          reason: this.haltReason ?? "the node is not running",
+          invalid: false,
+        });
+        return;
+      }
+      this.syncJobs.push({ blocks, done });
+      this.kick();
+    });
+  }
+
+  /** The current height's messages we sent (for a peer that just connected). */
+  currentMessages(): ConsensusMessage[] {
+    return [...this.ownMessages];
   }
 
   /** New transactions arrived: a proposer waiting for some may build its block now. */
@@ -217,19 +293,28 @@ export class ConsensusHost {
 
   private async startHeight(height: number): Promise<void> {
     if (!this.running) return;
+    // Stale: block sync already moved past it, or this height is running.
+    if (height !== this.chain.head.height + 1 || this.engineHeight === height) return;
+    this.engineHeight = height;
+    this.ownMessages = [];
     const set = await this.chain.getValidatorSet(height);
     if (set === undefined) {
       this.halt(`no validator set stored for height ${height}`);
       return;
     }
+    const replay = await this.wal.read(height);
+    // Block sync may have moved on while we read: a later height owns the engine now.
+    if (this.engineHeight !== height || height !== this.chain.head.height + 1) return;
     this.validatorSet = set;
     const doc = this.chain.genesis;
     this.engine = createEngine(
       { chainId: doc.chainId, selfPublicKey: this.selfKey, timeouts: this.opts.timeouts },
       { verify: createNodeCryptoVerify(), hashValue: sha256 },
     );
-    const replay = await this.wal.read(height);
     if (replay.length > 0) this.log.info({ height, entries: replay.length }, "replaying the consensus WAL");
+    // A start of an earlier height still queued would reach this engine: drop it.
+    for (let i = this.queue.length - 1; i >= 0; i--)
+      if (this.queue[i]!.input.type === "startHeight") this.queue.splice(i, 1);
     this.queue.unshift(
       { input: { type: "startHeight", height, validatorSet: set }, log: false },
       ...replay.map((input) => ({ input, log: false })),
@@ -237,24 +322,32 @@ export class ConsensusHost {
     this.kick();
   }
 
-  private enqueue(input: EngineInput, log: boolean): void {
+  private enqueue(input: EngineInput, log: boolean, from?: string): void {
     if (!this.running) return;
-    this.queue.push({ input, log });
+    this.queue.push(from === undefined ? { input, log } : { input, log, from });
     this.kick();
   }
 
   private kick(): void {
     if (this.draining !== null) return;
-    this.draining = this.drain()
+    // drain() starts in a later microtask: its synchronous part enqueues (valueValidated) and
+    // would otherwise call kick() before `draining` is set and start a second, concurrent drain.
+    this.draining = Promise.resolve()
+      .then(() => this.drain())
       .catch((e) => this.halt(`consensus loop failed: ${(e as Error).message}`))
       .finally(() => {
         this.draining = null;
-        if (this.queue.length > 0 && this.running && this.haltReason === null) this.kick();
+        if ((this.queue.length > 0 || this.syncJobs.length > 0) && this.running && this.haltReason === null)
+          this.kick();
       });
   }
 
   private async drain(): Promise<void> {
-    while (this.queue.length > 0 && this.running && this.haltReason === null) {
+    while ((this.queue.length > 0 || this.syncJobs.length > 0) && this.running && this.haltReason === null) {
+      if (this.syncJobs.length > 0) {
+        await this.runSyncJobs();
+        continue;
+      }
       const batch = this.queue.splice(0, this.queue.length);
       // WAL first: everything the engine is about to consume, in one durable batch per height.
       const byHeight = new Map<number, WalInput[]>();
@@ -275,9 +368,14 @@ export class ConsensusHost {
         await this.wal.append(height, inputs);
         crashPoint("after-wal-append", height);
       }
-      for (const { input } of batch) {
+      for (const { input, from } of batch) {
+        if (input.type === "startHeight" && input.height !== this.engineHeight) continue;
         let commit: Promise<void> | undefined;
-        for (const action of this.engine.step(input)) commit = this.perform(action) ?? commit;
+        for (const action of this.engine.step(input)) {
+          if (action.type === "rejected" && from !== undefined && PUNISHABLE.has(action.error.code))
+            this.transport.penalise?.(from, action.error.code);
+          commit = this.perform(action) ?? commit;
+        }
         if (commit !== undefined) {
           // The rest of the batch was logged: next-height inputs replay when that height starts,
           // this height's are moot once it is decided.
@@ -300,6 +398,7 @@ export class ConsensusHost {
   private perform(action: EngineAction): Promise<void> | undefined {
     switch (action.type) {
       case "broadcast":
+        if (action.message.height === this.engineHeight) this.ownMessages.push(action.message);
         this.transport.broadcast(action.message);
         return undefined;
       case "scheduleTimeout": {
@@ -395,12 +494,31 @@ export class ConsensusHost {
     this.enqueue({ type: "proposalValue", height, round, value: encoded }, true);
   }
 
+  /** The engine decided: commit, then start the next height after the commit interval. */
   private async commit(
     height: number,
     value: Uint8Array,
     certificate: CommitCertificate,
     round: number,
   ): Promise<void> {
+    // Block sync may have committed this height while the engine was still deciding it.
+    if (height !== this.chain.head.height + 1) return;
+    if (!(await this.commitBlock(height, value, certificate, round, "consensus"))) return;
+    this.later(this.opts.commitIntervalMs, () => {
+      void this.startHeight(height + 1).catch((e) =>
+        this.halt(`could not start height ${height + 1}: ${(e as Error).message}`),
+      );
+    });
+  }
+
+  /** Executes and durably commits one block; false (and halted) when that fails. */
+  private async commitBlock(
+    height: number,
+    value: Uint8Array,
+    certificate: CommitCertificate,
+    round: number,
+    via: "consensus" | "sync",
+  ): Promise<boolean> {
     this.committing = true;
     const started = this.now();
     try {
@@ -425,13 +543,14 @@ export class ConsensusHost {
         encoded: value,
         certificate,
         execution,
-        nextValidatorSet: this.validatorSet.next(),
+        nextValidatorSet: (await this.chain.getValidatorSet(height))!.next(),
         extra: (batch) => this.wal.deleteKeys(walKeys, batch),
       });
       crashPoint("after-block-commit", height);
       this.wal.committed(height);
       this.lastCommit = { height, timeMs: this.now(), hash: committed.hash };
       this.counters.heightsCommitted++;
+      if (via === "sync") this.counters.blocksSynced++;
       this.counters.txsCommitted += execution.receipts.length;
       this.counters.lastRounds = round + 1;
       const included = [
@@ -440,28 +559,123 @@ export class ConsensusHost {
       ];
       this.mempool.removeIncluded(included);
       await this.mempool.revalidate(this.chain.state());
-      this.log.info(
-        {
-          height,
-          round,
-          txs: block.txs.length,
-          rejected: block.txs.length - execution.receipts.length,
-          gasUsed: execution.gasUsed.toString(),
-          ms: this.now() - started,
-        },
-        "committed block",
-      );
+      const fields = {
+        height,
+        round,
+        txs: block.txs.length,
+        rejected: block.txs.length - execution.receipts.length,
+        gasUsed: execution.gasUsed.toString(),
+        ms: this.now() - started,
+      };
+      if (via === "sync") this.log.debug(fields, "committed a synced block");
+      else this.log.info(fields, "committed block");
+      return true;
     } catch (e) {
       this.halt(`could not commit block ${height}: ${(e as Error).message}`);
-      return;
+      return false;
     } finally {
       this.committing = false;
     }
-    this.later(this.opts.commitIntervalMs, () => {
-      void this.startHeight(height + 1).catch((e) =>
-        this.halt(`could not start height ${height + 1}: ${(e as Error).message}`),
-      );
-    });
+  }
+
+  /** Block sync jobs, run inside the queue (see applyCommitted). */
+  private async runSyncJobs(): Promise<void> {
+    const verify = createNodeCryptoVerify();
+    let advanced = false;
+    while (this.syncJobs.length > 0 && this.running && this.haltReason === null) {
+      const job = this.syncJobs.shift()!;
+      let committed = 0;
+      let failure: { reason: string; invalid: boolean } | null = null;
+      for (const { block, certificate } of job.blocks) {
+        const height = this.chain.head.height + 1;
+        const cert = decodeCertificate(certificate);
+        if (!cert.ok) {
+          failure = { reason: `certificate does not decode: ${cert.error.detail}`, invalid: true };
+          break;
+        }
+        if (cert.value.height < height) continue; // we got there first
+        if (cert.value.height > height) {
+          failure = { reason: `expected block ${height}, got ${cert.value.height}`, invalid: false };
+          break;
+        }
+        const set = await this.chain.getValidatorSet(height);
+        if (set === undefined) {
+          failure = { reason: `no validator set for height ${height}`, invalid: false };
+          break;
+        }
+        const verified = verifyCertificate(cert.value, {
+          chainId: this.chain.genesis.chainId,
+          validatorSet: set,
+          verify,
+          height,
+          valueHash: sha256(block),
+        });
+        if (!verified.ok) {
+          failure = { reason: `block ${height}: ${verified.error.detail}`, invalid: true };
+          break;
+        }
+        let decoded: ReturnType<typeof decodeBlock>;
+        try {
+          decoded = decodeBlock(block);
+        } catch (e) {
+          // Signed by a quorum yet undecodable: the quorum is faulty; stop rather than guess.
+          failure = {
+            reason: `block ${height} is certified but does not decode: ${(e as Error).message}`,
+            invalid: true,
+          };
+          break;
+        }
+        if (decoded.header.height !== height) {
+          failure = { reason: `block ${height} names height ${decoded.header.height}`, invalid: true };
+          break;
+        }
+        if (!(await this.commitBlock(height, block, cert.value, cert.value.round, "sync"))) {
+          failure = { reason: this.haltReason ?? "commit failed", invalid: false };
+          break;
+        }
+        committed++;
+        advanced = true;
+      }
+      job.done(failure === null ? { ok: true, committed } : { ok: false, committed, ...failure });
+    }
+    if (advanced) {
+      this.log.info({ height: this.chain.head.height }, "caught up by block sync");
+      await this.startHeight(this.chain.head.height + 1);
+    }
+  }
+
+  /**
+   * While a height makes no progress, re-send what we hold for it (CometBFT's gossip; the
+   * simulator's host does the same): our own messages of the last two rounds, and the verified
+   * proposals and votes of those rounds, our valid round and any round with a precommit quorum,
+   * which a peer that reconnected or lost frames needs to decide.
+   */
+  private regossip(): void {
+    const status = this.engine?.status();
+    if (status === null || status === undefined || this.committing) return;
+    const progress = `${this.chain.head.height}/${status.round}/${status.step}/${status.decided}`;
+    if (progress !== this.lastProgress) {
+      this.lastProgress = progress;
+      return;
+    }
+    if (this.transport.peerCount() === 0) return;
+    this.counters.regossips++;
+    const top = Math.max(status.round, ...this.ownMessages.map((m) => m.round));
+    const sent = new Set<ConsensusMessage>();
+    for (const m of this.ownMessages) if (m.round >= top - 1) sent.add(m);
+    const { rounds, decidingRounds } = this.engine.knownRounds();
+    const relay = new Set([...rounds.filter((r) => r >= top - 1 && r <= top), ...decidingRounds]);
+    if (status.validRound >= 0) relay.add(status.validRound);
+    for (const r of relay) {
+      for (const m of this.engine.proposals(r)) sent.add(m);
+      for (const m of this.engine.votes(r, MessageType.Prevote)) sent.add(m);
+      for (const m of this.engine.votes(r, MessageType.Precommit)) sent.add(m);
+    }
+    for (const m of sent) this.transport.broadcast(m);
+    this.log.debug(
+      { height: status.height, round: status.round, messages: sent.size },
+      "re-gossiped a stalled height",
+    );
   }
 
   private halt(reason: string): void {

@@ -38,7 +38,8 @@ export interface EthModules {
   accounts?: string[];
   peerCount(): number;
   /** Tell the proposer that transactions arrived. */
-  notifyTransactions(): void;
+  /** A client's transaction was admitted (wake a waiting proposer, gossip it to peers). */
+  notifyTransactions(raw: Uint8Array): void;
   /** Whether this node is catching up (eth_syncing). */
   syncing(): false | { startingBlock: number; currentBlock: number; highestBlock: number };
 }
@@ -341,9 +342,10 @@ export function ethMethods(m: EthModules): Record<string, RpcMethod> {
       return quantity(estimate.gas);
     }),
     eth_sendRawTransaction: method(z.tuple([hexData]), async ([raw]) => {
-      const result = await mempool.add(bytes(raw));
+      const encoded = bytes(raw);
+      const result = await mempool.add(encoded);
       if (!result.ok) throw new RpcError(result.error.rpcCode, result.error.message, result.error.data);
-      m.notifyTransactions();
+      m.notifyTransactions(encoded);
       return result.hash;
     }),
     eth_getLogs: method(z.tuple([logFilter]), async ([filter]) => {

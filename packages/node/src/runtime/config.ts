@@ -82,6 +82,73 @@ export const nodeConfigSchema = z
         priceBumpPercent: z.number().int().min(0).optional(),
       })
       .default({}),
+    p2p: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** libp2p listen multiaddrs. */
+        listen: z.array(z.string().min(1)).min(1).default(["/ip4/0.0.0.0/tcp/26656"]),
+        /** Peers to keep connected to: validators (and, on an observer, the validators it follows). */
+        peers: z
+          .array(
+            z.strictObject({ nodeId: z.string().min(1), address: z.string().regex(/^\//, "a multiaddr") }),
+          )
+          .default([]),
+        /** Node ids allowed besides the genesis validators (observers). */
+        allowPeers: z.array(z.string().min(1)).default([]),
+        encryption: z.enum(["noise", "tls"]).default("noise"),
+        /** Consortium PKI: peers must also present a certificate from this CA binding their node id. */
+        pki: z
+          .strictObject({
+            caFile: z.string().min(1),
+            certFile: z.string().min(1),
+            revocationFile: z.string().min(1).optional(),
+            expiryWarningDays: z.number().int().min(1).default(30),
+          })
+          .optional(),
+        /** Largest frame a peer may send (a proposal carries a whole block). */
+        maxFrameBytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(16 * 1024 * 1024),
+        maxQueueBytes: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .default(64 * 1024 * 1024),
+        framesPerSecond: z.number().int().min(10).default(5_000),
+        bytesPerSecond: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(64 * 1024 * 1024),
+        /** Misbehaviour score at which a peer is disconnected and refused for banSeconds. */
+        disconnectScore: z.number().int().min(1).default(100),
+        banSeconds: z.number().int().min(1).default(60),
+        statusIntervalMs: z.number().int().min(50).default(1_000),
+        reconnectIntervalMs: z.number().int().min(100).default(2_000),
+        syncBatchBlocks: z.number().int().min(1).max(1_000).default(256),
+        syncTimeoutMs: z.number().int().min(1_000).default(30_000),
+        /** Peers needed for /ready (default: 1 with more than one validator, else 0). */
+        minPeers: z.number().int().min(0).optional(),
+      })
+      .default({
+        enabled: true,
+        listen: ["/ip4/0.0.0.0/tcp/26656"],
+        peers: [],
+        allowPeers: [],
+        encryption: "noise",
+        maxFrameBytes: 16 * 1024 * 1024,
+        maxQueueBytes: 64 * 1024 * 1024,
+        framesPerSecond: 5_000,
+        bytesPerSecond: 64 * 1024 * 1024,
+        disconnectScore: 100,
+        banSeconds: 60,
+        statusIntervalMs: 1_000,
+        reconnectIntervalMs: 2_000,
+        syncBatchBlocks: 256,
+        syncTimeoutMs: 30_000,
+      }),
     log: z.strictObject({ level: level.default("info") }).default({ level: "info" }),
   })
   .strict();
@@ -129,6 +196,19 @@ export function parseNodeConfig(input: unknown, baseDir: string): NodeConfig {
     dataDir: abs(c.dataDir),
     nodeKeyFile: c.nodeKeyFile === undefined ? undefined : abs(c.nodeKeyFile),
     signer: resolveProvider(c.signer, baseDir),
+    p2p: {
+      ...c.p2p,
+      pki:
+        c.p2p.pki === undefined
+          ? undefined
+          : {
+              ...c.p2p.pki,
+              caFile: abs(c.p2p.pki.caFile),
+              certFile: abs(c.p2p.pki.certFile),
+              revocationFile:
+                c.p2p.pki.revocationFile === undefined ? undefined : abs(c.p2p.pki.revocationFile),
+            },
+    },
     storageKey: resolveProvider(c.storageKey, baseDir),
     rpc: {
       ...c.rpc,

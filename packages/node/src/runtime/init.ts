@@ -34,8 +34,14 @@ export interface InitOptions {
   algorithm: SignatureAlgorithm;
   /** One provider config per validator; absent: a local keystore each. */
   signerConfigs?: Record<string, unknown>[];
-  /** JSON-RPC port of validator 0; validator i listens on basePort + i. */
+  /** JSON-RPC port of validator 0; validator i listens on basePort + i (observers after them). */
   rpcBasePort: number;
+  /** libp2p TCP port of validator 0 (loopback); validator i listens on basePort + i. */
+  p2pBasePort: number;
+  /** Host the validators listen on and dial each other at (a devnet: loopback). */
+  p2pHost: string;
+  /** Non-voting observer nodes (sync and serve RPC): observer-0 ... */
+  observers: number;
   /** Development accounts derived from the public Hardhat mnemonic (funded, permitted, writers). */
   devAccounts: number;
   /** Extra permitted senders (0x addresses). */
@@ -55,6 +61,9 @@ export const defaultInitOptions: Omit<InitOptions, "dir"> = {
   evmChainId: DEVNET_CHAIN_ID,
   algorithm: "ed25519",
   rpcBasePort: 8545,
+  p2pBasePort: 26656,
+  p2pHost: "127.0.0.1",
+  observers: 0,
   devAccounts: 10,
   senders: [],
   emptyBlockIntervalMs: 1000,
@@ -70,6 +79,7 @@ export interface DevAccount {
 export interface InitResult {
   genesisFile: string;
   validatorDirs: string[];
+  observerDirs: string[];
   accounts: DevAccount[];
   genesis: GenesisDocument;
 }
@@ -166,6 +176,8 @@ export async function initNetwork(options: Partial<InitOptions> & { dir: string 
     throw new InitError(`${genesisFile} already exists: init never overwrites a network (use another --dir)`);
   if (!Number.isInteger(opts.validators) || opts.validators < 1 || opts.validators > 100)
     throw new InitError("--validators must be between 1 and 100");
+  if (!Number.isInteger(opts.observers) || opts.observers < 0 || opts.observers > 100)
+    throw new InitError("--observers must be between 0 and 100");
   if (opts.signerConfigs !== undefined && opts.signerConfigs.length !== opts.validators)
     throw new InitError(
       `${opts.signerConfigs.length} signer configs given for ${opts.validators} validators`,
@@ -179,12 +191,30 @@ export async function initNetwork(options: Partial<InitOptions> & { dir: string 
 
   const validators: GenesisDocument["validators"] = [];
   const validatorDirs: string[] = [];
+  const observerDirs: string[] = [];
+  // Every node's identity first: each validator's config lists its peers and the observers it admits.
+  const nodes = await Promise.all(
+    Array.from({ length: opts.validators + opts.observers }, async (_, i) => ({
+      ...(await nodeKey()),
+      name: i < opts.validators ? `validator-${i}` : `observer-${i - opts.validators}`,
+      address: `/ip4/${opts.p2pHost}/tcp/${opts.p2pBasePort + i}`,
+    })),
+  );
+  const validatorPeers = nodes
+    .slice(0, opts.validators)
+    .map((n) => ({ nodeId: n.nodeId, address: n.address }));
+  const observerIds = nodes.slice(opts.validators).map((n) => n.nodeId);
+  const p2pConfig = (i: number) => ({
+    listen: [nodes[i]!.address],
+    peers: validatorPeers.filter((p) => p.nodeId !== nodes[i]!.nodeId),
+    ...(i < opts.validators && observerIds.length > 0 ? { allowPeers: observerIds } : {}),
+  });
   for (let i = 0; i < opts.validators; i++) {
     const name = `validator-${i}`;
     const vdir = join(dir, name);
     mkdirSync(vdir, { recursive: true });
     validatorDirs.push(vdir);
-    const node = await nodeKey();
+    const node = nodes[i]!;
     writeSecret(join(vdir, "node-key"), `${node.seedHex}\n`);
     writeSecret(join(vdir, "admin-token"), `${randomBytes(24).toString("hex")}\n`);
     const passphrase = randomBytes(24).toString("base64url");
@@ -225,9 +255,34 @@ export async function initNetwork(options: Partial<InitOptions> & { dir: string 
       signer,
       storageKey: { provider: "local", passphraseFile: "passphrase" },
       rpc: { host: "127.0.0.1", port: opts.rpcBasePort + i, adminTokenFile: "admin-token" },
+      p2p: p2pConfig(i),
       log: { level: "info" },
     };
     writeFileSync(join(vdir, "config.json"), `${JSON.stringify(config, null, 2)}\n`, { flag: "wx" });
+  }
+  for (let j = 0; j < opts.observers; j++) {
+    const i = opts.validators + j;
+    const node = nodes[i]!;
+    const odir = join(dir, node.name);
+    mkdirSync(odir, { recursive: true });
+    observerDirs.push(odir);
+    say(`${node.name}: a non-voting observer`);
+    writeSecret(join(odir, "node-key"), `${node.seedHex}\n`);
+    writeSecret(join(odir, "admin-token"), `${randomBytes(24).toString("hex")}\n`);
+    writeSecret(join(odir, "passphrase"), `${randomBytes(24).toString("base64url")}\n`);
+    const config = {
+      format: CONFIG_FORMAT,
+      name: node.name,
+      genesisFile: relative(odir, genesisFile),
+      dataDir: "data",
+      nodeKeyFile: "node-key",
+      observer: true,
+      storageKey: { provider: "local", passphraseFile: "passphrase" },
+      rpc: { host: "127.0.0.1", port: opts.rpcBasePort + i, adminTokenFile: "admin-token" },
+      p2p: p2pConfig(i),
+      log: { level: "info" },
+    };
+    writeFileSync(join(odir, "config.json"), `${JSON.stringify(config, null, 2)}\n`, { flag: "wx" });
   }
 
   say("running the AuditLog constructor for the genesis predeploy");
@@ -279,5 +334,5 @@ export async function initNetwork(options: Partial<InitOptions> & { dir: string 
   say(
     `wrote ${genesisFile} and ${validatorDirs.length} validator director${validatorDirs.length === 1 ? "y" : "ies"}`,
   );
-  return { genesisFile, validatorDirs, accounts, genesis };
+  return { genesisFile, validatorDirs, observerDirs, accounts, genesis };
 }

@@ -3,6 +3,8 @@
  * and RPC server from a config, and takes them down in the reverse order.
  */
 import { readFileSync } from "node:fs";
+import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import {
   createGuardedSigner,
   createKeyWrapper,
@@ -23,6 +25,9 @@ import { ConsensusHost, type ConsensusTransport } from "../consensusHost/host.ts
 import { type CallRunner, createCallRunner } from "../execution/call.ts";
 import { createExecutor, type Executor } from "../execution/executor.ts";
 import { createMempool, type Mempool } from "../mempool/mempool.ts";
+import { BlockSync } from "../network/blockSync.ts";
+import { Network, NetworkError } from "../network/network.ts";
+import { ConsortiumPki } from "../network/pki.ts";
 import { ethMethods } from "../rpc/ethMethods.ts";
 import { createRpcServer, type RestRoute, type RpcServer } from "../rpc/server.ts";
 import { vitalstreamMethods } from "../rpc/vitalstreamMethods.ts";
@@ -42,6 +47,8 @@ export interface RunningNode {
   signer: GuardedSigner | null;
   rpc: RpcServer | null;
   rpcUrl: string | null;
+  network: Network | null;
+  sync: BlockSync | null;
   stop(): Promise<void>;
 }
 
@@ -83,6 +90,23 @@ export async function openKeyWrapper(
   return config.storageKey === undefined
     ? createKeyWrapperFromEnv(env, opts)
     : createKeyWrapper(config.storageKey, opts);
+}
+
+/** The libp2p identity from the node key file (a 32-byte seed, hex). */
+export async function readNodeKey(path: string) {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").trim();
+  } catch (e) {
+    throw new NetworkError(
+      "NETWORK_CONFIG",
+      `cannot read the node key ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
+    throw new NetworkError("NETWORK_CONFIG", `the node key ${path} must hold a 32-byte seed in hex`);
+  const key = await generateKeyPairFromSeed("Ed25519", Buffer.from(text.replace(/^0x/, ""), "hex"));
+  return { key, nodeId: peerIdFromPrivateKey(key).toString() };
 }
 
 export async function openSigner(config: NodeConfig, env: NodeJS.ProcessEnv = process.env): Promise<Signer> {
@@ -187,15 +211,160 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
       }
     }
 
-    const transport = modules.transport ?? { broadcast: () => {}, peerCount: () => 0 };
-    const host = new ConsensusHost(
+    // The network and the consensus host refer to each other: the host broadcasts through the
+    // network, the network hands received messages and synced blocks to the host.
+    let host!: ConsensusHost;
+    let network: Network | null = null;
+    let sync: BlockSync | null = null;
+    if (config.p2p.enabled && modules.transport === undefined) {
+      if (config.nodeKeyFile === undefined)
+        throw new NetworkError("NETWORK_CONFIG", "p2p needs nodeKeyFile (or set p2p.enabled to false)");
+      const nodeKey = await readNodeKey(config.nodeKeyFile);
+      const own = genesis.validators.find((v) => v.nodeId === nodeKey.nodeId);
+      if (signer !== null && own === undefined)
+        log.warn(
+          { nodeId: nodeKey.nodeId },
+          "this node's id is not a validator's node id in genesis: peers will refuse it",
+        );
+      let pki: ConsortiumPki | null = null;
+      if (config.p2p.pki !== undefined) {
+        const loaded = ConsortiumPki.load(config.p2p.pki, {
+          // A revoked peer is cut off at once, not at its next reconnect.
+          onRevocationReload: () => {
+            log.info("revocation list reloaded: checking connected peers again");
+            network?.recheckCertificates();
+          },
+        });
+        pki = loaded;
+        cleanups.push(async () => loaded.close());
+        const checkOwn = (): void => {
+          const check = loaded.checkOwn(nodeKey.nodeId, Date.now());
+          if (!check.ok)
+            throw new NetworkError("NETWORK_CONFIG", `own certificate refused: ${check.message}`);
+          if (check.warn)
+            log.warn(
+              { notAfter: check.notAfter.toISOString(), days: check.expiresInDays },
+              "this node's certificate expires soon: renew it (docs/pki.md)",
+            );
+        };
+        checkOwn();
+        // Twice a day: the expiry warning for a long-running node, and peers whose certificates expired.
+        const daily = setInterval(() => {
+          try {
+            checkOwn();
+          } catch (e) {
+            log.error(
+              { err: (e as Error).message },
+              "this node's certificate is no longer valid: peers will refuse it",
+            );
+          }
+          network?.recheckCertificates();
+        }, 12 * 3600_000);
+        daily.unref();
+        cleanups.push(async () => clearInterval(daily));
+        const revocationProblem = loaded.revocationError();
+        if (revocationProblem !== null)
+          log.error({ err: revocationProblem }, "the revocation list could not be read");
+      }
+      const p = config.p2p;
+      const net = new Network(
+        {
+          chainId: genesis.chainId,
+          listen: p.listen,
+          peers: p.peers.filter((peer) => peer.nodeId !== nodeKey.nodeId),
+          permitted: new Set([...genesis.validators.map((v) => v.nodeId), ...p.allowPeers]),
+          encryption: p.encryption,
+          maxFrameBytes: p.maxFrameBytes,
+          maxQueueBytes: p.maxQueueBytes,
+          wire: {
+            maxValueBytes: genesis.consensus.maxBlockBytes,
+            maxTxsPerFrame: 512,
+            maxTxBytes: 128 * 1024,
+            maxSyncBlocks: 1_000,
+          },
+          limits: {
+            framesPerSecond: p.framesPerSecond,
+            bytesPerSecond: p.bytesPerSecond,
+            disconnectScore: p.disconnectScore,
+            decayPerSecond: 1,
+            banMs: p.banSeconds * 1000,
+          },
+          statusIntervalMs: p.statusIntervalMs,
+          reconnectIntervalMs: p.reconnectIntervalMs,
+          syncTimeoutMs: p.syncTimeoutMs,
+        },
+        {
+          privateKey: nodeKey.key,
+          logger: log.child({ module: "p2p" }),
+          pki,
+          handlers: {
+            consensus: (message, peer) => {
+              if (message.height > chain.head.height + 1) sync?.peerAt(message.height - 1);
+              host.receive(message, peer);
+            },
+            transactions: (txs) => {
+              void Promise.all(txs.map((raw) => mempool.add(raw))).then((results) => {
+                if (results.some((r) => r.ok)) host.notifyTransactions();
+              });
+            },
+            status: (status) => sync?.peerAt(status.headHeight),
+            localStatus: () => {
+              const s = host.status();
+              return {
+                headHeight: chain.head.height,
+                headHash: chain.head.hash,
+                height: s.height,
+                round: s.round,
+                step: ["propose", "prevote", "precommit", "commit"].indexOf(s.step),
+                observer: signer === null,
+              };
+            },
+            serveBlocks: async function* (fromHeight, maxBlocks) {
+              const last = Math.min(chain.head.height, fromHeight + maxBlocks - 1);
+              for (let h = fromHeight; h <= last; h++) {
+                const stored = await chain.getBlock(h);
+                const certificate = await chain.getCertificateBytes(h);
+                if (stored === undefined || certificate === undefined) return;
+                yield { block: stored.encoded, certificate };
+              }
+            },
+          },
+        },
+      );
+      network = net;
+      sync = new BlockSync(
+        { batchBlocks: p.syncBatchBlocks, graceMs: 300 },
+        {
+          chain,
+          logger: log.child({ module: "sync" }),
+          apply: (blocks) => host.applyCommitted(blocks),
+          peersAhead: (height) => net.peersAhead(height),
+          request: (peer, from, max) => net.requestBlocks(peer, from, max),
+          penalise: (peer, reason) => net.penalise(peer, "invalid", reason),
+        },
+      );
+      // Peers learn of every commit at once (a lagging one starts syncing without waiting).
+      chain.onHead(() => net.sendStatus());
+    }
+    const transport: ConsensusTransport =
+      network === null
+        ? (modules.transport ?? { broadcast: () => {}, peerCount: () => 0 })
+        : {
+            broadcast: (m) => network.broadcast(m),
+            peerCount: () => network.peerCount(),
+            penalise: (peer, reason) => network.penalise(peer, "invalid", reason),
+          };
+    host = new ConsensusHost(
       {
         timeouts: genesis.consensus.timeouts,
         emptyBlockIntervalMs: genesis.consensus.emptyBlockIntervalMs,
         commitIntervalMs: genesis.consensus.commitIntervalMs,
+        regossipMs: network === null ? 0 : 1_000,
       },
       { chain, executor, mempool, signer, logger: log.child({ module: "consensus" }), transport },
     );
+    const minPeers = config.p2p.minPeers ?? (genesis.validators.length > 1 ? 1 : 0);
+    const syncing = () => sync?.isSyncing() ?? false;
 
     let rpc: RpcServer | null = null;
     let rpcUrl: string | null = null;
@@ -210,16 +379,24 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
         maxLogs: config.rpc.maxLogs,
         callGasCap: BigInt(config.rpc.callGasCap),
         peerCount: () => transport.peerCount(),
-        notifyTransactions: () => host.notifyTransactions(),
-        syncing: () => false,
+        notifyTransactions: (raw) => {
+          host.notifyTransactions();
+          network?.gossipTransaction(raw);
+        },
+        syncing: () => {
+          const st = sync?.status();
+          return st === undefined || !syncing()
+            ? false
+            : { startingBlock: 0, currentBlock: chain.head.height, highestBlock: st.highestPeerHeight };
+        },
       });
       const vs = vitalstreamMethods({
         chain,
         consensusStatus: () => host.status(),
         signer: signer?.signer ?? null,
-        minPeers: 0,
+        minPeers,
         peerCount: () => transport.peerCount(),
-        syncing: () => false,
+        syncing,
         adminRoutes: modules.adminRoutes?.({ store, chain }),
       });
       rpc = createRpcServer(
@@ -244,6 +421,12 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
       log.info({ url: bound.url }, "JSON-RPC listening");
     }
 
+    if (network !== null) {
+      const net = network;
+      await net.start();
+      cleanups.push(() => net.stop());
+      cleanups.push(async () => sync?.stop());
+    }
     await host.start();
     cleanups.push(() => host.stop());
     log.info(
@@ -262,6 +445,8 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
       signer,
       rpc,
       rpcUrl,
+      network,
+      sync,
       stop: async () => {
         if (stopped) return;
         stopped = true;
