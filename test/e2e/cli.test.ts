@@ -13,9 +13,26 @@ const BIN = join(BIN_DIR, "vitalstream.js");
 let port = 23_000 + Math.floor(Math.random() * 4000);
 
 const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-});
+afterAll(async () => {
+  // SIGTERM first: a devnet parent stops its validator processes; SIGKILL would orphan them.
+  const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+  for (const c of running) c.kill("SIGTERM");
+  await Promise.all(
+    running.map(
+      (c) =>
+        new Promise<void>((done) => {
+          const t = setTimeout(() => {
+            c.kill("SIGKILL");
+            done();
+          }, 20_000);
+          c.once("exit", () => {
+            clearTimeout(t);
+            done();
+          });
+        }),
+    ),
+  );
+}, 30_000);
 
 describe("vitalstream devnet", () => {
   it("starts, prints accounts and endpoints, stops on Ctrl-C, and resumes the same chain", async () => {

@@ -639,7 +639,7 @@ export class ConsensusHost {
       job.done(failure === null ? { ok: true, committed } : { ok: false, committed, ...failure });
     }
     if (advanced) {
-      this.log.info({ height: this.chain.head.height }, "caught up by block sync");
+      this.log.debug({ height: this.chain.head.height }, "applied synced blocks");
       await this.startHeight(this.chain.head.height + 1);
     }
   }
