@@ -117,7 +117,13 @@ const STEP_NAMES = {
 } as const;
 const ZERO_ADDRESS = new Uint8Array(20);
 
-type Queued = { input: EngineInput; log: boolean; from?: string };
+type Queued = {
+  input: EngineInput;
+  log: boolean;
+  from?: string;
+  /** On a startHeight input: what the new engine replays (the WAL of that height). */
+  replay?: EngineInput[];
+};
 type SyncJob = { blocks: CommittedBlock[]; done(result: ApplyResult): void };
 
 /** Refusals that prove the relaying peer sent something forged or malformed. */
@@ -154,7 +160,7 @@ export class ConsensusHost {
   private readonly transport: ConsensusTransport;
   private readonly now: () => number;
   private readonly wal: ConsensusWal;
-  private engine!: Engine;
+  private engine: Engine | undefined;
   private selfKey: Uint8Array | null = null;
   private validatorSet!: ValidatorSet;
   private readonly queue: Queued[] = [];
@@ -166,6 +172,8 @@ export class ConsensusHost {
   private committing = false;
   private lastCommit: { height: number; timeMs: number; hash: Uint8Array } | null = null;
   private engineHeight = 0;
+  /** Messages for the next height seen while the current one ran (fed to the next engine too). */
+  private nextMessages: ConsensusMessage[] = [];
   private readonly syncJobs: SyncJob[] = [];
   private ownMessages: ConsensusMessage[] = [];
   private lastProgress = "";
@@ -291,6 +299,10 @@ export class ConsensusHost {
     };
   }
 
+  /**
+   * Prepares a height (validator set, WAL) and queues its start; the new engine is created when the
+   * queue reaches that item, so no input is ever stepped into an engine that has not started.
+   */
   private async startHeight(height: number): Promise<void> {
     if (!this.running) return;
     // Stale: block sync already moved past it, or this height is running.
@@ -305,21 +317,34 @@ export class ConsensusHost {
     const replay = await this.wal.read(height);
     // Block sync may have moved on while we read: a later height owns the engine now.
     if (this.engineHeight !== height || height !== this.chain.head.height + 1) return;
-    this.validatorSet = set;
-    const doc = this.chain.genesis;
-    this.engine = createEngine(
-      { chainId: doc.chainId, selfPublicKey: this.selfKey, timeouts: this.opts.timeouts },
-      { verify: createNodeCryptoVerify(), hashValue: sha256 },
-    );
     if (replay.length > 0) this.log.info({ height, entries: replay.length }, "replaying the consensus WAL");
-    // A start of an earlier height still queued would reach this engine: drop it.
+    // A start of an earlier height still queued must not reach this one: drop it.
     for (let i = this.queue.length - 1; i >= 0; i--)
       if (this.queue[i]!.input.type === "startHeight") this.queue.splice(i, 1);
-    this.queue.unshift(
-      { input: { type: "startHeight", height, validatorSet: set }, log: false },
-      ...replay.map((input) => ({ input, log: false })),
-    );
+    this.queue.unshift({ input: { type: "startHeight", height, validatorSet: set }, log: false, replay });
     this.kick();
+  }
+
+  /** Runs a queued height start: a fresh engine, then the WAL and the buffered next-height messages. */
+  private beginHeight(item: Queued): Promise<void> | undefined {
+    const input = item.input as Extract<EngineInput, { type: "startHeight" }>;
+    this.validatorSet = input.validatorSet;
+    this.engine = createEngine(
+      { chainId: this.chain.genesis.chainId, selfPublicKey: this.selfKey, timeouts: this.opts.timeouts },
+      { verify: createNodeCryptoVerify(), hashValue: sha256 },
+    );
+    const buffered = this.nextMessages.filter((m) => m.height === input.height);
+    this.nextMessages = this.nextMessages.filter((m) => m.height > input.height);
+    const inputs: EngineInput[] = [
+      input,
+      ...(item.replay ?? []),
+      ...buffered.map((message) => ({ type: "message" as const, message })),
+    ];
+    let commit: Promise<void> | undefined;
+    for (const next of inputs)
+      for (const action of this.engine.step(next)) commit = this.perform(action) ?? commit;
+    // The WAL may hold a whole decision (a crash between deciding and committing): commit it.
+    return commit;
   }
 
   private enqueue(input: EngineInput, log: boolean, from?: string): void {
@@ -355,7 +380,14 @@ export class ConsensusHost {
         if (!log || input.type === "startHeight" || input.type === "valueValidated") continue;
         let height: number;
         if (input.type === "message") {
-          if (this.engine.disposition(input.message) === "dropped") continue;
+          if (this.engine === undefined) {
+            if (this.nextMessages.length < 10_000) this.nextMessages.push(input.message);
+            continue;
+          }
+          const where = this.engine.disposition(input.message);
+          if (where === "dropped") continue;
+          // Kept in memory too: the next engine is fed these even if its WAL read missed them.
+          if (where === "next" && this.nextMessages.length < 10_000) this.nextMessages.push(input.message);
           height = input.message.height;
         } else {
           height = input.height;
@@ -368,8 +400,17 @@ export class ConsensusHost {
         await this.wal.append(height, inputs);
         crashPoint("after-wal-append", height);
       }
-      for (const { input, from } of batch) {
-        if (input.type === "startHeight" && input.height !== this.engineHeight) continue;
+      for (const item of batch) {
+        const { input, from } = item;
+        if (input.type === "startHeight") {
+          const commit = input.height === this.engineHeight ? this.beginHeight(item) : undefined;
+          if (commit !== undefined) {
+            await commit;
+            return;
+          }
+          continue;
+        }
+        if (this.engine === undefined) continue; // before the first height starts (kept in nextMessages)
         let commit: Promise<void> | undefined;
         for (const action of this.engine.step(input)) {
           if (action.type === "rejected" && from !== undefined && PUNISHABLE.has(action.error.code))
@@ -651,8 +692,9 @@ export class ConsensusHost {
    * which a peer that reconnected or lost frames needs to decide.
    */
   private regossip(): void {
-    const status = this.engine?.status();
-    if (status === null || status === undefined || this.committing) return;
+    const engine = this.engine;
+    const status = engine?.status();
+    if (engine === undefined || status === null || status === undefined || this.committing) return;
     const progress = `${this.chain.head.height}/${status.round}/${status.step}/${status.decided}`;
     if (progress !== this.lastProgress) {
       this.lastProgress = progress;
@@ -663,13 +705,13 @@ export class ConsensusHost {
     const top = Math.max(status.round, ...this.ownMessages.map((m) => m.round));
     const sent = new Set<ConsensusMessage>();
     for (const m of this.ownMessages) if (m.round >= top - 1) sent.add(m);
-    const { rounds, decidingRounds } = this.engine.knownRounds();
+    const { rounds, decidingRounds } = engine.knownRounds();
     const relay = new Set([...rounds.filter((r) => r >= top - 1 && r <= top), ...decidingRounds]);
     if (status.validRound >= 0) relay.add(status.validRound);
     for (const r of relay) {
-      for (const m of this.engine.proposals(r)) sent.add(m);
-      for (const m of this.engine.votes(r, MessageType.Prevote)) sent.add(m);
-      for (const m of this.engine.votes(r, MessageType.Precommit)) sent.add(m);
+      for (const m of engine.proposals(r)) sent.add(m);
+      for (const m of engine.votes(r, MessageType.Prevote)) sent.add(m);
+      for (const m of engine.votes(r, MessageType.Precommit)) sent.add(m);
     }
     for (const m of sent) this.transport.broadcast(m);
     this.log.debug(
