@@ -248,11 +248,6 @@ export class ConsensusHost {
     });
   }
 
-  /** The current height's messages we sent (for a peer that just connected). */
-  currentMessages(): ConsensusMessage[] {
-    return [...this.ownMessages];
-  }
-
   /** New transactions arrived: a proposer waiting for some may build its block now. */
   notifyTransactions(): void {
     const waiters = this.txWaiters;

@@ -121,6 +121,7 @@ interface PeerState {
   status: PeerStatus | null;
   certificate: { subject: string; notAfter: Date; pem: string } | null;
   connectedAt: number;
+  lastFloodPenaltyMs: number;
 }
 
 function varint(n: number): Uint8Array {
@@ -481,6 +482,7 @@ export class Network {
         status: null,
         certificate: null,
         connectedAt: this.now(),
+        lastFloodPenaltyMs: 0,
       };
       this.peers.set(id, p);
     }
@@ -626,7 +628,11 @@ export class Network {
     this.counters.bytesIn += bytes.length;
     if (!p.score.admit(bytes.length, now)) {
       this.counters.framesDropped++;
-      this.penalise(p.id, "flooding", "over its rate limit");
+      // One point a second at most: a busy validator's burst costs frames, not its connection.
+      if (now - p.lastFloodPenaltyMs >= 1_000) {
+        p.lastFloodPenaltyMs = now;
+        this.penalise(p.id, "flooding", "over its rate limit");
+      }
       return;
     }
     const decoded = decodeFrame(bytes, this.opts.wire);
