@@ -298,6 +298,12 @@ export class Chain {
     return height === undefined ? undefined : this.getBlock(height);
   }
 
+  /** The block exactly as stored, undecoded (what block sync sends). */
+  async getEncodedBlock(height: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(height) || height < 0 || height > this.current.height) return undefined;
+    return this.store.get(Prefix.Block, heightKey(height));
+  }
+
   /** The certificate exactly as stored (what block sync sends). */
   async getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
     return this.store.get(Prefix.Certificate, heightKey(height));

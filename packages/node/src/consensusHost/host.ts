@@ -539,7 +539,7 @@ export class ConsensusHost {
   ): Promise<void> {
     // Block sync may have committed this height while the engine was still deciding it.
     if (height !== this.chain.head.height + 1) return;
-    if (!(await this.commitBlock(height, value, certificate, round, "consensus"))) return;
+    if (!(await this.commitBlock(height, value, certificate, round, this.validatorSet, "consensus"))) return;
     this.later(this.opts.commitIntervalMs, () => {
       void this.startHeight(height + 1).catch((e) =>
         this.halt(`could not start height ${height + 1}: ${(e as Error).message}`),
@@ -553,6 +553,7 @@ export class ConsensusHost {
     value: Uint8Array,
     certificate: CommitCertificate,
     round: number,
+    validatorSet: ValidatorSet,
     via: "consensus" | "sync",
   ): Promise<boolean> {
     this.committing = true;
@@ -579,7 +580,7 @@ export class ConsensusHost {
         encoded: value,
         certificate,
         execution,
-        nextValidatorSet: (await this.chain.getValidatorSet(height))!.next(),
+        nextValidatorSet: validatorSet.next(),
         extra: (batch) => this.wal.deleteKeys(walKeys, batch),
       });
       crashPoint("after-block-commit", height);
@@ -665,7 +666,7 @@ export class ConsensusHost {
           failure = { reason: `block ${height} names height ${decoded.header.height}`, invalid: true };
           break;
         }
-        if (!(await this.commitBlock(height, block, cert.value, cert.value.round, "sync"))) {
+        if (!(await this.commitBlock(height, block, cert.value, cert.value.round, set, "sync"))) {
           failure = { reason: this.haltReason ?? "commit failed", invalid: false };
           break;
         }

@@ -303,9 +303,13 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
               host.receive(message, peer);
             },
             transactions: (txs) => {
-              void Promise.all(txs.map((raw) => mempool.add(raw))).then((results) => {
-                if (results.some((r) => r.ok)) host.notifyTransactions();
-              });
+              void Promise.all(txs.map((raw) => mempool.add(raw)))
+                .then((results) => {
+                  if (results.some((r) => r.ok)) host.notifyTransactions();
+                })
+                .catch((e: Error) =>
+                  log.warn({ err: e.message }, "gossiped transactions could not be added"),
+                );
             },
             status: (status) => sync?.peerAt(status.headHeight),
             localStatus: () => {
@@ -322,10 +326,10 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
             serveBlocks: async function* (fromHeight, maxBlocks) {
               const last = Math.min(chain.head.height, fromHeight + maxBlocks - 1);
               for (let h = fromHeight; h <= last; h++) {
-                const stored = await chain.getBlock(h);
+                const block = await chain.getEncodedBlock(h);
                 const certificate = await chain.getCertificateBytes(h);
-                if (stored === undefined || certificate === undefined) return;
-                yield { block: stored.encoded, certificate };
+                if (block === undefined || certificate === undefined) return;
+                yield { block, certificate };
               }
             },
           },

@@ -12,18 +12,7 @@ import {
   headerFields,
   txsRoot,
 } from "../../src/chain/block.ts";
-
-/** mulberry32: a tiny seeded PRNG, so a failing fuzz case replays from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../fixtures/prng.ts";
 
 function randomBytes(next: () => number, length: number): Uint8Array {
   const out = new Uint8Array(length);

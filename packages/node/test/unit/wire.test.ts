@@ -21,6 +21,7 @@ import {
   WireError,
   type WireLimits,
 } from "../../src/network/wire.ts";
+import { prng } from "../fixtures/prng.ts";
 
 const LIMITS: WireLimits = {
   maxValueBytes: 1 << 20,
@@ -349,18 +350,6 @@ describe("wire: malformed frames are values, not throws", () => {
     expectMalformed(tooBig, /exceeds/);
   });
 });
-
-/** mulberry32: small, fast, and the same sequence on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("wire: seeded fuzz", () => {
   const SEED = 0x5eed_2026;
