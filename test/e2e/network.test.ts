@@ -161,13 +161,16 @@ describe("a 4-validator network of processes", () => {
       expect(net.log("validator-1")).toMatch(
         new RegExp(`"peer":"${bad.peerId.toString()}"[^\\n]*score limit reached`),
       );
-      // Banned: a new connection attempt is refused.
-      await bad
-        .dial(multiaddr(nodeAddress(1)), { signal: AbortSignal.timeout(3_000) })
-        .catch(() => undefined);
-      await waitFor("the ban to refuse a reconnect", async () =>
-        /refused a banned peer/.test(net.log("validator-1")) ? true : undefined,
-      );
+      // Banned: a new connection attempt is refused. The old connection may still be closing on
+      // the bad peer's side (a busy machine), and a dial would reuse it: hang up and dial afresh
+      // until the refusal shows.
+      await waitFor("the ban to refuse a reconnect", async () => {
+        if (/refused a banned peer/.test(net.log("validator-1"))) return true;
+        const target = multiaddr(nodeAddress(1));
+        await bad.hangUp(target).catch(() => undefined);
+        await bad.dial(target, { signal: AbortSignal.timeout(3_000) }).catch(() => undefined);
+        return /refused a banned peer/.test(net.log("validator-1")) ? true : undefined;
+      });
     } finally {
       await bad.stop();
     }

@@ -165,8 +165,8 @@ export class ProcessNet {
   /** Block hashes for heights [from, to] from one node (JSON-RPC batches). */
   async hashes(name: string, from: number, to: number): Promise<string[]> {
     const out: string[] = [];
-    for (let start = from; start <= to; start += 200) {
-      const end = Math.min(to, start + 199);
+    for (let start = from; start <= to; start += 100) {
+      const end = Math.min(to, start + 99);
       const batch = [];
       for (let h = start; h <= end; h++)
         batch.push({
