@@ -301,7 +301,8 @@ export class Chain {
     if (encoded === undefined) return undefined;
     const stored = { block: decodeBlock(encoded), encoded, hash: blockHash(encoded) };
     this.recentBlocks.set(height, stored);
-    if (this.recentBlocks.size > RECENT_BLOCKS) this.recentBlocks.delete(this.recentBlocks.keys().next().value!);
+    if (this.recentBlocks.size > RECENT_BLOCKS)
+      this.recentBlocks.delete(this.recentBlocks.keys().next().value!);
     return stored;
   }
 
