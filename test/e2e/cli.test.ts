@@ -51,6 +51,8 @@ describe("vitalstream devnet", () => {
           String(port),
           "--p2p-base-port",
           String(port + 10_000),
+          "--metrics-base-port",
+          String(port + 5_000),
           "--no-status",
         ],
         {
@@ -72,7 +74,13 @@ describe("vitalstream devnet", () => {
       const h = await height(url);
       return h !== undefined && h >= 3 ? h : undefined;
     });
-    for (let i = 0; i < 4; i++) expect(first.output()).toContain(`JSON-RPC http://127.0.0.1:${port + i}`);
+    for (let i = 0; i < 4; i++) {
+      expect(first.output()).toContain(`JSON-RPC http://127.0.0.1:${port + i}`);
+      expect(first.output()).toContain(`metrics http://127.0.0.1:${port + 5_000 + i}/metrics`);
+    }
+    const scraped = await (await fetch(`http://127.0.0.1:${port + 5_000}/metrics`)).text();
+    expect(scraped).toMatch(/^blockchain_height \d+$/m);
+    expect(scraped).toMatch(/^blockchain_peer_count \d+$/m);
     expect(first.output()).toMatch(/DEVELOPMENT ONLY/);
     const accounts = JSON.parse(readFileSync(join(dir, "accounts.json"), "utf8"));
     expect(accounts.accounts).toHaveLength(10);

@@ -14,6 +14,7 @@ export interface NetMember {
   dir: string;
   config: string;
   url: string;
+  metricsUrl: string;
   logFile: string;
   child: ChildProcess | null;
 }
@@ -23,11 +24,14 @@ export class ProcessNet {
   readonly members: NetMember[] = [];
   readonly rpcPort: number;
   readonly p2pPort: number;
+  /** Prometheus /metrics of validator-0; node i listens on metricsPort + i. */
+  readonly metricsPort: number;
 
-  private constructor(dir: string, rpcPort: number, p2pPort: number) {
+  private constructor(dir: string, rpcPort: number, p2pPort: number, metricsPort: number) {
     this.dir = dir;
     this.rpcPort = rpcPort;
     this.p2pPort = p2pPort;
+    this.metricsPort = metricsPort;
   }
 
   /** `vitalstream init` for `validators` + `observers` nodes on fresh ports. */
@@ -40,7 +44,7 @@ export class ProcessNet {
     const dir = mkdtempSync(join(tmpdir(), "vs-pnet-"));
     // Ports spread by process id and time: parallel test files each get their own range.
     const base = 41_000 + ((process.pid * 37 + Date.now()) % 600) * 12;
-    const net = new ProcessNet(dir, base, base + 10_000);
+    const net = new ProcessNet(dir, base, base + 10_000, base + 5_000);
     const r = await cli([
       "init",
       "--dir",
@@ -53,6 +57,8 @@ export class ProcessNet {
       String(net.rpcPort),
       "--p2p-base-port",
       String(net.p2pPort),
+      "--metrics-base-port",
+      String(net.metricsPort),
       "--dev-accounts",
       "8",
       "--empty-block-interval",
@@ -71,6 +77,7 @@ export class ProcessNet {
         dir: mdir,
         config: join(mdir, "config.json"),
         url: `http://127.0.0.1:${net.rpcPort + i}`,
+        metricsUrl: `http://127.0.0.1:${net.metricsPort + i}/metrics`,
         logFile: join(mdir, "test-node.log"),
         child: null,
       });

@@ -18,6 +18,8 @@ export interface DevnetOptions {
   observers: number;
   rpcBasePort: number;
   p2pBasePort: number;
+  /** Prometheus metrics of validator-0 (validator i: base + i) on first run; absent: none. */
+  metricsBasePort?: number;
   devAccounts: number;
   /** Where validator keys live on first run: local keystores, or SoftHSM2 tokens (PKCS#11). */
   hsm: "local" | "softhsm";
@@ -69,7 +71,7 @@ async function status(url: string): Promise<NodeStatus | null> {
  * consensus key generated inside it. Returns the provider configs for init, and the environment
  * (SOFTHSM2_CONF) every validator process needs.
  */
-async function provisionSoftHsm(
+export async function provisionSoftHsm(
   dir: string,
   validators: number,
   out: (line: string) => void,
@@ -126,6 +128,7 @@ export async function runDevnet(opts: DevnetOptions): Promise<void> {
       observers: opts.observers,
       rpcBasePort: opts.rpcBasePort,
       p2pBasePort: opts.p2pBasePort,
+      ...(opts.metricsBasePort === undefined ? {} : { metricsBasePort: opts.metricsBasePort }),
       devAccounts: opts.devAccounts,
       ...(hsm === undefined ? {} : { signerConfigs: hsm.signerConfigs }),
       onProgress: (m) => out(`  ${m}`),
@@ -174,8 +177,14 @@ export async function runDevnet(opts: DevnetOptions): Promise<void> {
   out("");
   out(`chain ${genesis.chainId}, EVM chain id ${genesis.evmChainId}`);
   for (const m of members) {
-    const config = readJson<{ p2p?: { listen?: string[] } }>(join(m.dir, "config.json"));
-    out(`  ${m.name}: JSON-RPC ${m.rpc}  p2p ${config.p2p?.listen?.[0] ?? "off"}  log ${m.log}`);
+    const config = readJson<{ p2p?: { listen?: string[] }; metrics?: { host?: string; port?: number } }>(
+      join(m.dir, "config.json"),
+    );
+    const metrics =
+      config.metrics === undefined
+        ? ""
+        : `  metrics http://${config.metrics.host ?? "127.0.0.1"}:${config.metrics.port ?? 9090}/metrics`;
+    out(`  ${m.name}: JSON-RPC ${m.rpc}  p2p ${config.p2p?.listen?.[0] ?? "off"}${metrics}  log ${m.log}`);
   }
   for (const [name, address] of Object.entries(genesis.contracts)) out(`  ${name} predeployed at ${address}`);
   if (existsSync(accountsFile)) {

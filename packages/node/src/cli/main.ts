@@ -129,6 +129,11 @@ export function buildProgram(): Command {
       26656,
     )
     .option("--p2p-host <host>", "IPv4 address the nodes listen on and dial each other at", "127.0.0.1")
+    .option(
+      "--metrics-base-port <port>",
+      "Prometheus /metrics port of validator-0 (validator-i uses port + i; default: no metrics listener)",
+      int("--metrics-base-port", 1, 65535),
+    )
     .option("--observers <n>", "non-voting observer nodes (observer-N/)", int("--observers", 0, 100), 0)
     .option(
       "--dev-accounts <n>",
@@ -158,6 +163,7 @@ export function buildProgram(): Command {
         signerConfigs,
         rpcBasePort: o.rpcBasePort,
         p2pBasePort: o.p2pBasePort,
+        ...(o.metricsBasePort === undefined ? {} : { metricsBasePort: o.metricsBasePort }),
         p2pHost: o.p2pHost,
         observers: o.observers,
         devAccounts: o.devAccounts,
@@ -444,6 +450,12 @@ export function buildProgram(): Command {
     .option("--observers <n>", "non-voting observers on first run", int("--observers", 0, 16), 0)
     .option("--rpc-base-port <port>", "JSON-RPC port of validator-0", int("--rpc-base-port", 1, 65535), 8545)
     .option("--p2p-base-port <port>", "libp2p port of validator-0", int("--p2p-base-port", 1, 65535), 26656)
+    .option(
+      "--metrics-base-port <port>",
+      "Prometheus /metrics port of validator-0 on first run",
+      int("--metrics-base-port", 1, 65535),
+      9090,
+    )
     .option("--dev-accounts <n>", "development accounts on first run", int("--dev-accounts", 1, 10_000), 10)
     .addOption(
       new Option(
@@ -461,6 +473,7 @@ export function buildProgram(): Command {
         observers: o.observers,
         rpcBasePort: o.rpcBasePort,
         p2pBasePort: o.p2pBasePort,
+        ...(o.metricsBasePort === undefined ? {} : { metricsBasePort: o.metricsBasePort }),
         devAccounts: o.devAccounts,
         hsm: o.hsm,
         statusLine: o.status,

@@ -89,6 +89,10 @@ export interface ConsensusCounters {
   /** Blocks committed from peers' certificates (block sync) rather than by our engine. */
   blocksSynced: number;
   regossips: number;
+  /** The last height our engine decided: ms from its start to the decision (0 before any). */
+  lastConsensusMs: number;
+  /** The last committed block: ms to execute and write it. */
+  lastCommitMs: number;
 }
 
 export interface ConsensusStatus {
@@ -150,7 +154,11 @@ export class ConsensusHost {
     lastRounds: 0,
     blocksSynced: 0,
     regossips: 0,
+    lastConsensusMs: 0,
+    lastCommitMs: 0,
   };
+  /** When the engine's current height started (ms, this host's clock). */
+  private heightStartedAt = 0;
   private readonly opts: ConsensusHostOptions;
   private readonly chain: Chain;
   private readonly executor: Executor;
@@ -323,6 +331,7 @@ export class ConsensusHost {
   /** Runs a queued height start: a fresh engine, then the WAL and the buffered next-height messages. */
   private beginHeight(item: Queued): Promise<void> | undefined {
     const input = item.input as Extract<EngineInput, { type: "startHeight" }>;
+    this.heightStartedAt = this.now();
     this.validatorSet = input.validatorSet;
     this.engine = createEngine(
       { chainId: this.chain.genesis.chainId, selfPublicKey: this.selfKey, timeouts: this.opts.timeouts },
@@ -558,6 +567,7 @@ export class ConsensusHost {
   ): Promise<boolean> {
     this.committing = true;
     const started = this.now();
+    if (via === "consensus") this.counters.lastConsensusMs = started - this.heightStartedAt;
     try {
       const block = decodeBlock(value);
       const head = this.chain.head;
@@ -590,6 +600,7 @@ export class ConsensusHost {
       if (via === "sync") this.counters.blocksSynced++;
       this.counters.txsCommitted += execution.receipts.length;
       this.counters.lastRounds = round + 1;
+      this.counters.lastCommitMs = this.now() - started;
       const included = [
         ...execution.receipts.map((r) => r.txHash),
         ...execution.outcomes.flatMap((o) => (!o.ok && o.txHash !== undefined ? [o.txHash] : [])),

@@ -294,6 +294,16 @@ export class Network {
     return n;
   }
 
+  /** Open connections by the encrypter they negotiated ("/noise", "/tls/1.0.0"): for metrics. */
+  connectionsByEncryption(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const c of this.node?.getConnections() ?? []) {
+      const key = c.encryption ?? "unknown";
+      out.set(key, (out.get(key) ?? 0) + 1);
+    }
+    return out;
+  }
+
   peerInfo(): PeerInfo[] {
     const node = this.node;
     return [...this.peers.values()].map((p) => {

@@ -361,6 +361,11 @@ export class ConsortiumPki {
   }
 
   /** The same checks on our own certificate, plus `warn` when it expires within expiryWarningDays. */
+  /** When this node's own (leaf) certificate expires, valid or not: for the expiry metric. */
+  ownNotAfter(): Date | undefined {
+    return this.own[0]?.notAfter;
+  }
+
   checkOwn(nodeId: string, nowMs: number): OwnCertificateResult {
     const result = this.check(this.own, nodeId, nowMs, `our certificate ${this.opts.certFile}`);
     if (!result.ok) return result;

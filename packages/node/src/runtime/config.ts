@@ -149,6 +149,17 @@ export const nodeConfigSchema = z
         syncBatchBlocks: 256,
         syncTimeoutMs: 30_000,
       }),
+    /**
+     * Prometheus metrics (GET /metrics) on their own listener, so that a scraper needs no access to
+     * JSON-RPC. Absent: no metrics listener (`init --metrics-base-port` and the devnet write one).
+     */
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(9090),
+      })
+      .optional(),
     log: z.strictObject({ level: level.default("info") }).default({ level: "info" }),
   })
   .strict();

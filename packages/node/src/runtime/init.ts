@@ -38,6 +38,8 @@ export interface InitOptions {
   rpcBasePort: number;
   /** libp2p TCP port of validator 0 (loopback); validator i listens on basePort + i. */
   p2pBasePort: number;
+  /** Prometheus metrics port of validator 0 (validator i: base + i); absent: no metrics listener. */
+  metricsBasePort?: number;
   /** Host the validators listen on and dial each other at (a devnet: loopback). */
   p2pHost: string;
   /** Non-voting observer nodes (sync and serve RPC): observer-0 ... */
@@ -255,6 +257,9 @@ export async function initNetwork(options: Partial<InitOptions> & { dir: string 
       signer,
       storageKey: { provider: "local", passphraseFile: "passphrase" },
       rpc: { host: "127.0.0.1", port: opts.rpcBasePort + i, adminTokenFile: "admin-token" },
+      ...(opts.metricsBasePort === undefined
+        ? {}
+        : { metrics: { host: "127.0.0.1", port: opts.metricsBasePort + i } }),
       p2p: p2pConfig(i),
       log: { level: "info" },
     };
@@ -279,6 +284,9 @@ export async function initNetwork(options: Partial<InitOptions> & { dir: string 
       observer: true,
       storageKey: { provider: "local", passphraseFile: "passphrase" },
       rpc: { host: "127.0.0.1", port: opts.rpcBasePort + i, adminTokenFile: "admin-token" },
+      ...(opts.metricsBasePort === undefined
+        ? {}
+        : { metrics: { host: "127.0.0.1", port: opts.metricsBasePort + i } }),
       p2p: p2pConfig(i),
       log: { level: "info" },
     };

@@ -25,6 +25,9 @@ import { ConsensusHost, type ConsensusTransport } from "../consensusHost/host.ts
 import { type CallRunner, createCallRunner } from "../execution/call.ts";
 import { createExecutor, type Executor } from "../execution/executor.ts";
 import { createMempool, type Mempool } from "../mempool/mempool.ts";
+import { instrumentKeyWrapper, instrumentSigner } from "../metrics/instrumentedSigner.ts";
+import { NodeMetrics } from "../metrics/nodeMetrics.ts";
+import { createMetricsServer } from "../metrics/server.ts";
 import { BlockSync } from "../network/blockSync.ts";
 import { Network, NetworkError } from "../network/network.ts";
 import { ConsortiumPki } from "../network/pki.ts";
@@ -47,6 +50,8 @@ export interface RunningNode {
   signer: GuardedSigner | null;
   rpc: RpcServer | null;
   rpcUrl: string | null;
+  /** The Prometheus endpoint (…/metrics), when config.metrics is set. */
+  metricsUrl: string | null;
   network: Network | null;
   sync: BlockSync | null;
   stop(): Promise<void>;
@@ -148,7 +153,9 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
     for (const run of cleanups.reverse()) await run().catch(() => undefined);
   };
   try {
-    const keyWrapper = await openKeyWrapper(config, env);
+    const metrics = config.metrics?.enabled === true ? new NodeMetrics() : null;
+    const rawWrapper = await openKeyWrapper(config, env);
+    const keyWrapper = metrics === null ? rawWrapper : instrumentKeyWrapper(rawWrapper, metrics);
     cleanups.push(() => keyWrapper.close());
     const { store, chain } = await openChain(config, genesis, keyWrapper, true);
     cleanups.push(() => store.close());
@@ -195,7 +202,8 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
 
     let signer: GuardedSigner | null = null;
     if (!config.observer) {
-      const raw = await openSigner(config, env);
+      const provider = await openSigner(config, env);
+      const raw = metrics === null ? provider : instrumentSigner(provider, metrics);
       const publicKey = Buffer.from(await raw.publicKey()).toString("hex");
       const isValidator = genesis.validators.some((v) => v.publicKey.slice(2).toLowerCase() === publicKey);
       if (!isValidator) {
@@ -216,6 +224,7 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
     let host!: ConsensusHost;
     let network: Network | null = null;
     let sync: BlockSync | null = null;
+    let pkiInUse: ConsortiumPki | null = null;
     if (config.p2p.enabled && modules.transport === undefined) {
       if (config.nodeKeyFile === undefined)
         throw new NetworkError("NETWORK_CONFIG", "p2p needs nodeKeyFile (or set p2p.enabled to false)");
@@ -236,6 +245,7 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
           },
         });
         pki = loaded;
+        pkiInUse = loaded;
         cleanups.push(async () => loaded.close());
         const checkOwn = (): void => {
           const check = loaded.checkOwn(nodeKey.nodeId, Date.now());
@@ -425,6 +435,29 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
       log.info({ url: bound.url }, "JSON-RPC listening");
     }
 
+    let metricsUrl: string | null = null;
+    if (metrics !== null && config.metrics !== undefined) {
+      metrics.attach({
+        chain,
+        host,
+        mempool,
+        network,
+        sync,
+        signer: signer?.signer ?? null,
+        pki: pkiInUse,
+        dataDir: config.dataDir,
+        storePath: dataPaths(config).store,
+      });
+      cleanups.push(async () => metrics.stop());
+      const server = createMetricsServer(config.metrics, {
+        metrics,
+        logger: log.child({ module: "metrics" }),
+      });
+      metricsUrl = (await server.listen()).url;
+      cleanups.push(() => server.close());
+      log.info({ url: metricsUrl }, "metrics listening");
+    }
+
     if (network !== null) {
       const net = network;
       await net.start();
@@ -449,6 +482,7 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
       signer,
       rpc,
       rpcUrl,
+      metricsUrl,
       network,
       sync,
       stop: async () => {
