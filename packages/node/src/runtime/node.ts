@@ -13,6 +13,7 @@ import {
   createSignerFromEnv,
   type GuardedSigner,
   type KeyWrapper,
+  RevocationList,
   type Signer,
 } from "@vitalstream/hsm";
 import type { Logger } from "pino";
@@ -213,7 +214,26 @@ export async function startNode(config: NodeConfig, modules: NodeModules): Promi
         );
         await raw.close();
       } else {
-        signer = await createGuardedSigner(raw, { journalPath: dataPaths(config).guardJournal });
+        // REVOCATION_DB_PATH: revoked consensus keys never sign (re-read when the file changes).
+        const revocationPath = env.REVOCATION_DB_PATH;
+        let revocation: RevocationList | undefined;
+        if (revocationPath !== undefined && revocationPath !== "") {
+          const list = RevocationList.load(revocationPath, {
+            watch: true,
+            onReload: () => log.info({ path: revocationPath }, "key revocation list reloaded"),
+          });
+          revocation = list;
+          cleanups.push(async () => list.close());
+          if (list.isRevoked({ keyId: raw.keyId, publicKey: await raw.publicKey() }))
+            log.error(
+              { keyId: raw.keyId, path: revocationPath },
+              "this validator's consensus key is on the revocation list: it will not sign",
+            );
+        }
+        signer = await createGuardedSigner(raw, {
+          journalPath: dataPaths(config).guardJournal,
+          ...(revocation === undefined ? {} : { revocation }),
+        });
         const guarded = signer;
         cleanups.push(() => guarded.close());
       }
