@@ -289,9 +289,13 @@ export class Chain {
     return this.current;
   }
 
-  async getBlock(height: number): Promise<StoredBlock | undefined> {
+  /**
+   * A committed block. `fromStore` skips the decoded-block cache: `verify` must read what is on
+   * disk now, not what was read before the disk changed.
+   */
+  async getBlock(height: number, opts: { fromStore?: boolean } = {}): Promise<StoredBlock | undefined> {
     if (!Number.isSafeInteger(height) || height < 0 || height > this.current.height) return undefined;
-    const cached = this.recentBlocks.get(height);
+    const cached = opts.fromStore === true ? undefined : this.recentBlocks.get(height);
     if (cached !== undefined) {
       this.recentBlocks.delete(height);
       this.recentBlocks.set(height, cached);

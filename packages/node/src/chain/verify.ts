@@ -93,7 +93,7 @@ export async function verifyChain(
   let transactions = 0;
   let replayed = replay;
 
-  const block0 = await chain.getBlock(0).catch(() => undefined);
+  const block0 = await chain.getBlock(0, { fromStore: true }).catch(() => undefined);
   if (block0 === undefined || Buffer.compare(block0.hash, g.hash) !== 0)
     report({ kind: "block", height: 0, message: "the genesis block does not match the genesis document" });
 
@@ -103,7 +103,7 @@ export async function verifyChain(
     let stored: Awaited<ReturnType<Chain["getBlock"]>>;
     let execution: Awaited<ReturnType<Chain["getExecution"]>>;
     try {
-      stored = await chain.getBlock(height);
+      stored = await chain.getBlock(height, { fromStore: true });
       execution = await chain.getExecution(height);
     } catch (e) {
       fail("block", (e as Error).message);
