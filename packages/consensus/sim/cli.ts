@@ -171,7 +171,18 @@ function summarise(config: Plan["configs"][number], results: SimulationResult[],
   };
 }
 
-function printTable(rows: Row[]): void {
+/** Where the CLI writes: the process streams, or a test's buffers. */
+export interface CliOutput {
+  out(line: string): void;
+  err(text: string): void;
+}
+
+const processOutput: CliOutput = {
+  out: (line) => console.log(line),
+  err: (text) => process.stderr.write(text),
+};
+
+function printTable(rows: Row[], io: CliOutput): void {
   const header = [
     "n",
     "byz",
@@ -204,32 +215,33 @@ function printTable(rows: Row[]): void {
   );
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ");
-  console.log(fmt(header));
-  for (const l of lines) console.log(fmt(l));
+  io.out(fmt(header));
+  for (const l of lines) io.out(fmt(l));
 }
 
-function main(): number {
+/** Runs the CLI over `argv` (without node and script) and returns the exit code. */
+export function main(argv: string[], io: CliOutput = processOutput): number {
   let p: Plan | "help";
   try {
-    p = plan(process.argv.slice(2));
+    p = plan(argv);
   } catch (e) {
     const message =
       e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
         ? (e as Error).message
         : String(e);
-    console.error(`sim: ${message}\n\n${USAGE}`);
+    io.err(`sim: ${message}\n\n${USAGE}\n`);
     return 2;
   }
   if (p === "help") {
-    console.log(USAGE);
+    io.out(USAGE);
     return 0;
   }
   if (p.single) {
     const cfg = p.configs[0]!;
     if (p.configs.length > 1)
-      console.error("sim: --seed replays one configuration; using the first of --validators/--byzantine");
+      io.err("sim: --seed replays one configuration; using the first of --validators/--byzantine\n");
     const result = runSimulation({ ...p.base, ...cfg, seed: p.seeds[0]! });
-    console.log(JSON.stringify(result, null, 2));
+    io.out(JSON.stringify(result, null, 2));
     return result.ok ? 0 : 1;
   }
   const rows: Row[] = [];
@@ -241,7 +253,7 @@ function main(): number {
       results.push(runSimulation({ ...p.base, ...cfg, seed }));
       const pct = Math.floor((results.length / p.seeds.length) * 100);
       if (!p.json && p.seeds.length >= 50 && pct >= nextReport && pct < 100) {
-        process.stderr.write(
+        io.err(
           `  n=${cfg.validators} byzantine=${cfg.byzantine}: ${pct}% (${results.length}/${p.seeds.length} seeds)\n`,
         );
         nextReport = pct + 10;
@@ -250,17 +262,18 @@ function main(): number {
     rows.push(summarise(cfg, results, (performance.now() - started) / 1000));
   }
   if (p.json) {
-    console.log(JSON.stringify(rows, null, 2));
+    io.out(JSON.stringify(rows, null, 2));
   } else {
-    printTable(rows);
+    printTable(rows, io);
     const failures = rows.flatMap((r) => r.failures);
     for (const f of failures.slice(0, 20))
-      console.log(`\nFAILED seed ${f.seed}: ${f.violation}\n  replay: ${f.replay}`);
-    if (failures.length > 20) console.log(`\n... and ${failures.length - 20} more failures`);
+      io.out(`\nFAILED seed ${f.seed}: ${f.violation}\n  replay: ${f.replay}`);
+    if (failures.length > 20) io.out(`\n... and ${failures.length - 20} more failures`);
     const total = rows.reduce((s, r) => s + r.seeds, 0);
-    console.log(`\n${total - failures.length} passed, ${failures.length} failed`);
+    io.out(`\n${total - failures.length} passed, ${failures.length} failed`);
   }
   return rows.some((r) => r.failed > 0) ? 1 : 0;
 }
 
-process.exitCode = main();
+// Imported by tests, which call main() with their own output; run only as `node sim/cli.ts`.
+if (import.meta.main) process.exitCode = main(process.argv.slice(2));

@@ -57,6 +57,13 @@ export function validateConsensusOptions(opts: ConsensusOptions): void {
   if (!Number.isInteger(opts.maxRoundsAhead) || opts.maxRoundsAhead < 1) {
     throw new ConsensusError("CONSENSUS_ERROR_INVALID_OPTIONS", "maxRoundsAhead must be a positive integer");
   }
+  // It bounds the memory buffered for the next height: NaN or Infinity would unbound it.
+  if (!Number.isInteger(opts.maxNextHeightMessages) || opts.maxNextHeightMessages < 0) {
+    throw new ConsensusError(
+      "CONSENSUS_ERROR_INVALID_OPTIONS",
+      "maxNextHeightMessages must be a non-negative integer",
+    );
+  }
 }
 
 export function timeoutDuration(t: TimeoutOptions, step: 1 | 2 | 3, round: number): number {

@@ -143,9 +143,14 @@ export function publicKeyFromEcPoint(
   const raw = point.length === 65 && point[0] === 0x04 ? point : unwrapOctetString(point);
   if (raw.length === 65 && raw[0] === 0x04) return Uint8Array.from(raw);
   if (raw.length === 33 && (raw[0] === 0x02 || raw[0] === 0x03)) {
-    return Uint8Array.from(
-      ECDH.convertKey(raw, "prime256v1", undefined, undefined, "uncompressed") as Buffer,
-    );
+    try {
+      return Uint8Array.from(
+        ECDH.convertKey(raw, "prime256v1", undefined, undefined, "uncompressed") as Buffer,
+      );
+    } catch {
+      // OpenSSL's own message ("Failed to convert Buffer to EC_POINT") reads as a backend fault.
+      throw new HsmError("HSM_BAD_RESPONSE", `${what}: CKA_EC_POINT is not a point on P-256`, meta);
+    }
   }
   throw new HsmError(
     "HSM_BAD_RESPONSE",
